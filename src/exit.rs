@@ -1,0 +1,20 @@
+//! Process exit statuses, one place for their meaning (see docs and the design's table).
+
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Valid / converged / no changes / in sync.
+    Success,
+    /// Invalid config, an error, or a partial failure.
+    Failure,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> ExitCode {
+        match status {
+            ExitStatus::Success => ExitCode::from(0),
+            ExitStatus::Failure => ExitCode::from(1),
+        }
+    }
+}

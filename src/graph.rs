@@ -1,0 +1,654 @@
+//! The dependency graph: one typed node per resource wiform manages, an edge wherever one
+//! resource needs an output of another (an issuer URL, a client id, a principal id, or simply
+//! that it exists). Apply walks it forwards, deletes walk it backwards.
+
+use std::collections::BTreeMap;
+
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use serde::Serialize;
+
+use crate::address::{Address, CredentialKey};
+use crate::builtin_roles;
+use crate::config::federation::{IssuerSource, wanted_credentials};
+use crate::config::model::{Config, IdentityKind, StringMap};
+use crate::config::names;
+
+pub use petgraph::graph::NodeIndex as NodeId;
+
+/// What a dependent needs from its dependency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Output {
+    /// Only that it exists (a resource group before its identity, a namespace before its
+    /// service account, an identity before its federated credentials).
+    Exists,
+    /// The cluster's OIDC issuer URL.
+    IssuerUrl,
+    /// The identity's client id (managed identity `clientId`, application `appId`).
+    ClientId,
+    /// The identity's service principal object id, used by role assignments.
+    PrincipalId,
+    /// The application's object id, which addresses its federated credentials in Graph.
+    ObjectId,
+}
+
+impl Output {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Output::Exists => "exists",
+            Output::IssuerUrl => "issuer_url",
+            Output::ClientId => "client_id",
+            Output::PrincipalId => "principal_id",
+            Output::ObjectId => "object_id",
+        }
+    }
+}
+
+/// A role as the config names it, resolved as far as can be done offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum RoleRef {
+    /// A built-in role: name and definition GUID known.
+    Builtin { name: String, id: String },
+    /// A role definition GUID not in wiform's built-in table (a custom role).
+    Id { id: String },
+    /// A custom role by name, looked up in the directory at plan time.
+    Name { name: String },
+}
+
+impl RoleRef {
+    fn parse(text: &str) -> Self {
+        let text = text.trim();
+        let last = text.rsplit('/').next().unwrap_or(text);
+        if names::is_guid(last) {
+            return match builtin_roles::by_id(last) {
+                Some(r) => RoleRef::Builtin {
+                    name: r.name.into(),
+                    id: r.id.into(),
+                },
+                None => RoleRef::Id {
+                    id: last.to_lowercase(),
+                },
+            };
+        }
+        match builtin_roles::by_name(text) {
+            Some(r) => RoleRef::Builtin {
+                name: r.name.into(),
+                id: r.id.into(),
+            },
+            None => RoleRef::Name { name: text.into() },
+        }
+    }
+
+    /// How the role is shown in addresses: its name when known, else its GUID.
+    pub fn display(&self) -> &str {
+        match self {
+            RoleRef::Builtin { name, .. } | RoleRef::Name { name } => name,
+            RoleRef::Id { id } => id,
+        }
+    }
+}
+
+/// The desired state of one resource, with every default resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Resource {
+    ResourceGroup {
+        subscription_id: String,
+        name: String,
+        location: String,
+        tags: BTreeMap<String, String>,
+    },
+    /// An AKS cluster's workload identity settings; its issuer URL is an output.
+    Cluster {
+        subscription_id: String,
+        resource_group: String,
+        name: String,
+        enable_workload_identity: bool,
+    },
+    ManagedIdentity {
+        subscription_id: String,
+        resource_group: String,
+        name: String,
+        location: String,
+        tags: BTreeMap<String, String>,
+    },
+    /// An Entra app registration and its service principal.
+    Application {
+        display_name: String,
+    },
+    FederatedCredential {
+        identity_kind: IdentityKind,
+        name: String,
+        issuer: IssuerSource,
+        subject: String,
+        audiences: Vec<String>,
+    },
+    RoleAssignment {
+        role: RoleRef,
+        /// Full ARM id of the scope.
+        scope: String,
+        condition: Option<String>,
+    },
+    Namespace {
+        name: String,
+    },
+    ServiceAccount {
+        namespace: String,
+        name: String,
+        tenant_id: String,
+        annotations: BTreeMap<String, String>,
+        labels: BTreeMap<String, String>,
+        token_expiration: Option<i64>,
+    },
+}
+
+impl Resource {
+    /// Short type name, as in addresses.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Resource::ResourceGroup { .. } => "resource_group",
+            Resource::Cluster { .. } => "cluster",
+            Resource::ManagedIdentity { .. } => "managed_identity",
+            Resource::Application { .. } => "application",
+            Resource::FederatedCredential { .. } => "federated_credential",
+            Resource::RoleAssignment { .. } => "role_assignment",
+            Resource::Namespace { .. } => "namespace",
+            Resource::ServiceAccount { .. } => "service_account",
+        }
+    }
+
+    /// Where the object lives.
+    pub fn plane(&self) -> Plane {
+        match self {
+            Resource::Application { .. } => Plane::Graph,
+            Resource::FederatedCredential {
+                identity_kind: IdentityKind::Application,
+                ..
+            } => Plane::Graph,
+            Resource::Namespace { .. } | Resource::ServiceAccount { .. } => Plane::Kubernetes,
+            _ => Plane::Arm,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Plane {
+    Arm,
+    Graph,
+    Kubernetes,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Node {
+    pub address: Address,
+    /// For Kubernetes objects: the key of their cluster in the config.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    pub resource: Resource,
+}
+
+/// Resources and "needs an output of" edges (dependency → dependent).
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    inner: DiGraph<Node, Output>,
+}
+
+fn tags(map: &StringMap) -> BTreeMap<String, String> {
+    map.iter()
+        .map(|(k, v)| (k.value.clone(), v.value.clone()))
+        .collect()
+}
+
+impl Graph {
+    /// Builds the graph of a validated config. References that do not resolve (only possible
+    /// in a config with errors) are skipped, never a panic.
+    pub fn build(config: &Config) -> Self {
+        let mut g = Graph::default();
+        let subscription = config.azure.subscription_id.value.clone();
+        let default_location = config.azure.location.as_ref().map(|l| l.value.clone());
+
+        for (name, rg) in config.resource_groups.iter() {
+            g.add(
+                Address::ResourceGroup(name.value.clone()),
+                None,
+                Resource::ResourceGroup {
+                    subscription_id: subscription.clone(),
+                    name: name.value.clone(),
+                    location: rg
+                        .location
+                        .as_ref()
+                        .map(|l| l.value.clone())
+                        .or(default_location.clone())
+                        .unwrap_or_default(),
+                    tags: tags(&rg.tags),
+                },
+            );
+        }
+
+        for (key, cluster) in config.clusters.iter() {
+            if let (Some(rg), Some(name)) = (&cluster.resource_group, &cluster.name) {
+                g.add(
+                    Address::Cluster(key.value.clone()),
+                    None,
+                    Resource::Cluster {
+                        subscription_id: cluster
+                            .subscription_id
+                            .as_ref()
+                            .map_or(subscription.clone(), |s| s.value.clone()),
+                        resource_group: rg.value.clone(),
+                        name: name.value.clone(),
+                        enable_workload_identity: cluster
+                            .enable_workload_identity
+                            .as_ref()
+                            .is_none_or(|e| e.value),
+                    },
+                );
+            }
+        }
+
+        for (key, identity) in config.identities.iter() {
+            let address = Address::Identity(key.value.clone());
+            let resource = match identity
+                .kind
+                .as_ref()
+                .map_or(IdentityKind::Managed, |k| k.value)
+            {
+                IdentityKind::Managed => Resource::ManagedIdentity {
+                    subscription_id: subscription.clone(),
+                    resource_group: identity
+                        .resource_group
+                        .as_ref()
+                        .map(|r| r.value.clone())
+                        .unwrap_or_default(),
+                    name: identity.name.as_ref().unwrap_or(key).value.clone(),
+                    location: identity
+                        .location
+                        .as_ref()
+                        .map(|l| l.value.clone())
+                        .or(default_location.clone())
+                        .unwrap_or_default(),
+                    tags: tags(&identity.tags),
+                },
+                IdentityKind::Application => Resource::Application {
+                    display_name: identity.display_name.as_ref().unwrap_or(key).value.clone(),
+                },
+            };
+            let rg = match &resource {
+                Resource::ManagedIdentity { resource_group, .. } => Some(resource_group.clone()),
+                _ => None,
+            };
+            let id = g.add(address, None, resource);
+            if let Some(rg) = rg.and_then(|rg| g.declared_resource_group(&rg)) {
+                g.inner.add_edge(rg, id, Output::Exists);
+            }
+        }
+
+        for sa in &config.service_accounts {
+            let Some(identity) = g.find(&Address::Identity(sa.identity.value.clone())) else {
+                continue;
+            };
+            let namespace_address = Address::Namespace {
+                cluster: sa.cluster.value.clone(),
+                name: sa.namespace.value.clone(),
+            };
+            let namespace = if sa.create_namespace.as_ref().is_none_or(|c| c.value) {
+                Some(match g.find(&namespace_address) {
+                    Some(existing) => existing,
+                    None => g.add(
+                        namespace_address,
+                        Some(sa.cluster.value.clone()),
+                        Resource::Namespace {
+                            name: sa.namespace.value.clone(),
+                        },
+                    ),
+                })
+            } else {
+                None
+            };
+            let account = g.add(
+                Address::ServiceAccount {
+                    cluster: sa.cluster.value.clone(),
+                    namespace: sa.namespace.value.clone(),
+                    name: sa.name.value.clone(),
+                },
+                Some(sa.cluster.value.clone()),
+                Resource::ServiceAccount {
+                    namespace: sa.namespace.value.clone(),
+                    name: sa.name.value.clone(),
+                    tenant_id: config.azure.tenant_id.value.clone(),
+                    annotations: tags(&sa.annotations),
+                    labels: tags(&sa.labels),
+                    token_expiration: sa.token_expiration.as_ref().map(|t| t.value),
+                },
+            );
+            if let Some(namespace) = namespace {
+                g.inner.add_edge(namespace, account, Output::Exists);
+            }
+            g.inner.add_edge(identity, account, Output::ClientId);
+        }
+
+        for wanted in wanted_credentials(config) {
+            let identity_address = Address::Identity(wanted.identity.clone());
+            let Some(identity) = g.find(&identity_address) else {
+                continue;
+            };
+            let identity_kind = match g.inner[identity].resource {
+                Resource::Application { .. } => IdentityKind::Application,
+                _ => IdentityKind::Managed,
+            };
+            let key = match wanted
+                .service_account
+                .and_then(|i| config.service_accounts.get(i))
+            {
+                Some(sa) => CredentialKey::ServiceAccount {
+                    cluster: sa.cluster.value.clone(),
+                    namespace: sa.namespace.value.clone(),
+                    name: sa.name.value.clone(),
+                },
+                None => CredentialKey::Named(wanted.name.clone()),
+            };
+            let issuer_node = match &wanted.issuer {
+                IssuerSource::Cluster(cluster) => g.find(&Address::Cluster(cluster.clone())),
+                IssuerSource::Url(_) => None,
+            };
+            let credential = g.add(
+                Address::FederatedCredential {
+                    identity: wanted.identity.clone(),
+                    key,
+                },
+                None,
+                Resource::FederatedCredential {
+                    identity_kind,
+                    name: wanted.name,
+                    issuer: wanted.issuer,
+                    subject: wanted.subject,
+                    audiences: wanted.audiences,
+                },
+            );
+            let needs = if identity_kind == IdentityKind::Application {
+                Output::ObjectId
+            } else {
+                Output::Exists
+            };
+            g.inner.add_edge(identity, credential, needs);
+            if let Some(cluster) = issuer_node {
+                g.inner.add_edge(cluster, credential, Output::IssuerUrl);
+            }
+        }
+
+        for grant in &config.role_grants {
+            let Some(identity) = g.find(&Address::Identity(grant.identity.value.clone())) else {
+                continue;
+            };
+            let scope = full_scope(&grant.scope, &subscription);
+            let role = RoleRef::parse(&grant.role);
+            let node = g.add(
+                Address::RoleGrant {
+                    identity: grant.identity.value.clone(),
+                    role: role.display().to_string(),
+                    scope: scope.clone(),
+                },
+                None,
+                Resource::RoleAssignment {
+                    role,
+                    scope: scope.clone(),
+                    condition: grant.condition.as_ref().map(|c| c.value.clone()),
+                },
+            );
+            g.inner.add_edge(identity, node, Output::PrincipalId);
+            if let Some(rg) = scope_resource_group(&scope, &subscription)
+                .and_then(|rg| g.declared_resource_group(&rg))
+            {
+                g.inner.add_edge(rg, node, Output::Exists);
+            }
+        }
+        g
+    }
+
+    fn add(&mut self, address: Address, cluster: Option<String>, resource: Resource) -> NodeIndex {
+        self.inner.add_node(Node {
+            address,
+            cluster,
+            resource,
+        })
+    }
+
+    fn declared_resource_group(&self, name: &str) -> Option<NodeIndex> {
+        self.inner.node_indices().find(|&i| {
+            matches!(&self.inner[i].resource, Resource::ResourceGroup { name: n, .. } if n.eq_ignore_ascii_case(name))
+        })
+    }
+
+    pub fn find(&self, address: &Address) -> Option<NodeIndex> {
+        self.inner
+            .node_indices()
+            .find(|&i| &self.inner[i].address == address)
+    }
+
+    pub fn node(&self, id: NodeIndex) -> &Node {
+        &self.inner[id]
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.node_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.node_count() == 0
+    }
+
+    pub fn node_ids(&self) -> impl Iterator<Item = NodeIndex> + '_ {
+        self.inner.node_indices()
+    }
+
+    /// `(dependency, dependent, what is needed)` for every edge, in insertion order.
+    pub fn edges(&self) -> impl Iterator<Item = (NodeIndex, NodeIndex, Output)> + '_ {
+        self.inner
+            .edge_references()
+            .map(|e| (e.source(), e.target(), *e.weight()))
+    }
+
+    /// What `id` needs, sorted.
+    pub fn dependencies(&self, id: NodeIndex) -> Vec<NodeIndex> {
+        self.neighbors(id, Direction::Incoming)
+    }
+
+    /// What needs `id`, sorted.
+    pub fn dependents(&self, id: NodeIndex) -> Vec<NodeIndex> {
+        self.neighbors(id, Direction::Outgoing)
+    }
+
+    fn neighbors(&self, id: NodeIndex, direction: Direction) -> Vec<NodeIndex> {
+        let mut out: Vec<NodeIndex> = self.inner.neighbors_directed(id, direction).collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Dependencies before dependents; among ready nodes, the order they were declared in.
+    pub fn topological_order(&self) -> Vec<NodeIndex> {
+        let mut walk = self.walk(WalkDirection::Forward);
+        let mut order = Vec::with_capacity(self.len());
+        loop {
+            let ready = walk.ready();
+            if ready.is_empty() {
+                break;
+            }
+            for id in ready {
+                walk.complete(id);
+                order.push(id);
+            }
+        }
+        order
+    }
+
+    /// A walk over every node, `Forward` for create/update, `Reverse` for deletes.
+    pub fn walk(&self, direction: WalkDirection) -> Walk<'_> {
+        Walk::new(self, direction, |_| true)
+    }
+
+    /// A walk over `selected` nodes only; the others count as already done.
+    pub fn walk_subset(
+        &self,
+        direction: WalkDirection,
+        selected: impl Fn(NodeIndex) -> bool,
+    ) -> Walk<'_> {
+        Walk::new(self, direction, selected)
+    }
+}
+
+/// The scope as a full ARM id (relative scopes are under the subscription).
+pub fn full_scope(scope: &str, subscription: &str) -> String {
+    let scope = scope.trim().trim_end_matches('/');
+    if scope.starts_with('/') {
+        scope.to_string()
+    } else {
+        format!("/subscriptions/{subscription}/{scope}")
+    }
+}
+
+/// The resource group a scope lies in, when it is in `subscription`.
+fn scope_resource_group(scope: &str, subscription: &str) -> Option<String> {
+    let parts: Vec<&str> = scope.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        [s, sub, rg, name, ..]
+            if s.eq_ignore_ascii_case("subscriptions")
+                && sub.eq_ignore_ascii_case(subscription)
+                && rg.eq_ignore_ascii_case("resourceGroups") =>
+        {
+            Some(name.to_string())
+        }
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalkDirection {
+    /// Dependencies first (create, update).
+    Forward,
+    /// Dependents first (delete).
+    Reverse,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    Waiting,
+    Running,
+    Done,
+    Failed,
+    /// Not run because something it depends on failed or was skipped.
+    Skipped,
+}
+
+/// The ready-set walk apply uses: hand out every node whose prerequisites are done, take
+/// completions and failures in any order. A failure skips everything downstream of it.
+pub struct Walk<'g> {
+    graph: &'g Graph,
+    direction: WalkDirection,
+    state: Vec<NodeState>,
+    /// Prerequisites not yet done, per node.
+    pending: Vec<usize>,
+}
+
+impl<'g> Walk<'g> {
+    fn new(
+        graph: &'g Graph,
+        direction: WalkDirection,
+        selected: impl Fn(NodeIndex) -> bool,
+    ) -> Self {
+        let n = graph.len();
+        let mut state = vec![NodeState::Waiting; n];
+        for id in graph.node_ids() {
+            if !selected(id) {
+                state[id.index()] = NodeState::Done;
+            }
+        }
+        let mut walk = Walk {
+            graph,
+            direction,
+            state,
+            pending: vec![0; n],
+        };
+        for id in graph.node_ids() {
+            walk.pending[id.index()] = walk
+                .prerequisites(id)
+                .into_iter()
+                .filter(|p| walk.state[p.index()] != NodeState::Done)
+                .count();
+        }
+        walk
+    }
+
+    fn prerequisites(&self, id: NodeIndex) -> Vec<NodeIndex> {
+        match self.direction {
+            WalkDirection::Forward => self.graph.dependencies(id),
+            WalkDirection::Reverse => self.graph.dependents(id),
+        }
+    }
+
+    fn followers(&self, id: NodeIndex) -> Vec<NodeIndex> {
+        match self.direction {
+            WalkDirection::Forward => self.graph.dependents(id),
+            WalkDirection::Reverse => self.graph.dependencies(id),
+        }
+    }
+
+    /// Nodes that can start now (marked running), in declaration order.
+    pub fn ready(&mut self) -> Vec<NodeIndex> {
+        let ready: Vec<NodeIndex> = self
+            .graph
+            .node_ids()
+            .filter(|id| {
+                self.state[id.index()] == NodeState::Waiting && self.pending[id.index()] == 0
+            })
+            .collect();
+        for id in &ready {
+            self.state[id.index()] = NodeState::Running;
+        }
+        ready
+    }
+
+    pub fn complete(&mut self, id: NodeIndex) {
+        if self.state[id.index()] != NodeState::Running {
+            return;
+        }
+        self.state[id.index()] = NodeState::Done;
+        for follower in self.followers(id) {
+            self.pending[follower.index()] = self.pending[follower.index()].saturating_sub(1);
+        }
+    }
+
+    /// Marks `id` failed; returns what is skipped because of it.
+    pub fn fail(&mut self, id: NodeIndex) -> Vec<NodeIndex> {
+        if self.state[id.index()] != NodeState::Running {
+            return Vec::new();
+        }
+        self.state[id.index()] = NodeState::Failed;
+        let mut skipped = Vec::new();
+        let mut stack = self.followers(id);
+        while let Some(next) = stack.pop() {
+            if self.state[next.index()] == NodeState::Waiting {
+                self.state[next.index()] = NodeState::Skipped;
+                skipped.push(next);
+                stack.extend(self.followers(next));
+            }
+        }
+        skipped.sort();
+        skipped
+    }
+
+    pub fn state(&self, id: NodeIndex) -> NodeState {
+        self.state[id.index()]
+    }
+
+    /// True when nothing is waiting or running.
+    pub fn is_finished(&self) -> bool {
+        self.state
+            .iter()
+            .all(|s| !matches!(s, NodeState::Waiting | NodeState::Running))
+    }
+}

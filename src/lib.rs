@@ -1,0 +1,13 @@
+//! wiform: declarative Azure workload identity for Kubernetes.
+//!
+//! `identity.toml` → [`config`] (model + diagnostics) → [`graph`] (typed resources and their
+//! dependencies) → later: observe, plan, apply.
+
+pub mod address;
+pub mod builtin_roles;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod exit;
+pub mod graph;
+pub mod render;

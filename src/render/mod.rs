@@ -1,0 +1,20 @@
+//! Text out: diagnostics, graphs (and later plans). Data in, strings out; no IO here.
+
+pub mod diagnostics;
+pub mod graph;
+
+/// How to draw: colours or not, and how wide.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+    pub width: usize,
+}
+
+impl Style {
+    pub fn plain() -> Self {
+        Style {
+            color: false,
+            width: 100,
+        }
+    }
+}
