@@ -652,3 +652,319 @@ impl<'g> Walk<'g> {
             .all(|s| !matches!(s, NodeState::Waiting | NodeState::Running))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SourceFile, check};
+
+    const HEADER: &str = r#"
+version = 1
+name = "t"
+[azure]
+tenant_id = "aaaaaaaa-0000-4000-8000-000000000001"
+subscription_id = "bbbbbbbb-0000-4000-8000-000000000001"
+location = "westeurope"
+"#;
+
+    fn graph(body: &str) -> Graph {
+        let checked = check(SourceFile {
+            name: "t.toml".into(),
+            text: format!("{HEADER}{body}"),
+        });
+        let config = checked
+            .config
+            .unwrap_or_else(|| panic!("invalid: {:?}", checked.diagnostics));
+        Graph::build(&config)
+    }
+
+    fn id(g: &Graph, address: &str) -> NodeIndex {
+        g.node_ids()
+            .find(|&i| g.node(i).address.to_string() == address)
+            .unwrap_or_else(|| {
+                let all: Vec<String> = g
+                    .node_ids()
+                    .map(|i| g.node(i).address.to_string())
+                    .collect();
+                panic!("no {address} in {all:?}")
+            })
+    }
+
+    fn edge(g: &Graph, from: &str, to: &str) -> Option<Output> {
+        let (from, to) = (id(g, from), id(g, to));
+        g.edges()
+            .find(|(f, t, _)| *f == from && *t == to)
+            .map(|(_, _, o)| o)
+    }
+
+    const AKS_AND_MANAGED: &str = r#"
+[resource_groups.rg-id]
+[clusters.prod]
+resource_group = "rg-aks"
+name = "aks-prod"
+[identities.api]
+resource_group = "rg-id"
+[[service_accounts]]
+cluster = "prod"
+namespace = "orders"
+name = "api"
+identity = "api"
+[[federations]]
+identity = "api"
+name = "github-main"
+issuer = "https://token.actions.githubusercontent.com"
+subject = "repo:contoso/orders:ref:refs/heads/main"
+[[role_grants]]
+identity = "api"
+role = "Reader"
+scope = "resourceGroups/rg-id"
+"#;
+
+    #[test]
+    fn edges_follow_the_outputs_each_resource_needs() {
+        let g = graph(AKS_AND_MANAGED);
+        assert_eq!(g.len(), 8);
+        let implied = "federated_credential.api/prod:orders/api";
+        assert_eq!(
+            edge(&g, "resource_group.rg-id", "identity.api"),
+            Some(Output::Exists)
+        );
+        assert_eq!(edge(&g, "cluster.prod", implied), Some(Output::IssuerUrl));
+        assert_eq!(edge(&g, "identity.api", implied), Some(Output::Exists));
+        assert_eq!(
+            edge(&g, "identity.api", "federated_credential.api/github-main"),
+            Some(Output::Exists)
+        );
+        assert_eq!(
+            edge(&g, "identity.api", "service_account.prod/orders/api"),
+            Some(Output::ClientId)
+        );
+        assert_eq!(
+            edge(
+                &g,
+                "namespace.prod/orders",
+                "service_account.prod/orders/api"
+            ),
+            Some(Output::Exists)
+        );
+        let grant = "role_grant.api[\"Reader\" @ /subscriptions/bbbbbbbb-0000-4000-8000-000000000001/resourceGroups/rg-id]";
+        assert_eq!(edge(&g, "identity.api", grant), Some(Output::PrincipalId));
+        assert_eq!(
+            edge(&g, "resource_group.rg-id", grant),
+            Some(Output::Exists)
+        );
+        // The explicit federation has no cluster to wait for.
+        assert_eq!(
+            g.dependencies(id(&g, "federated_credential.api/github-main"))
+                .len(),
+            1
+        );
+        match &g.node(id(&g, implied)).resource {
+            Resource::FederatedCredential {
+                name,
+                issuer,
+                subject,
+                audiences,
+                ..
+            } => {
+                assert_eq!(name, "prod-orders-api");
+                assert_eq!(issuer, &IssuerSource::Cluster("prod".into()));
+                assert_eq!(subject, "system:serviceaccount:orders:api");
+                assert_eq!(audiences, &["api://AzureADTokenExchange"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn applications_give_their_object_id_to_credentials() {
+        let g = graph(
+            r#"
+[clusters.edge]
+issuer = "https://oidc.example.com/edge"
+kube_context = "edge"
+[identities.app]
+kind = "application"
+[[service_accounts]]
+cluster = "edge"
+namespace = "default"
+name = "app"
+identity = "app"
+create_namespace = false
+"#,
+        );
+        // No cluster node (explicit issuer), no namespace node (create_namespace = false).
+        assert_eq!(g.len(), 3);
+        let credential = "federated_credential.app/edge:default/app";
+        assert_eq!(edge(&g, "identity.app", credential), Some(Output::ObjectId));
+        match &g.node(id(&g, credential)).resource {
+            Resource::FederatedCredential {
+                issuer,
+                identity_kind,
+                ..
+            } => {
+                assert_eq!(
+                    issuer,
+                    &IssuerSource::Url("https://oidc.example.com/edge".into())
+                );
+                assert_eq!(*identity_kind, IdentityKind::Application);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(g.node(id(&g, credential)).resource.plane(), Plane::Graph);
+    }
+
+    #[test]
+    fn one_namespace_node_per_cluster_namespace() {
+        let g = graph(
+            r#"
+[clusters.a]
+resource_group = "rg"
+name = "a"
+[clusters.b]
+resource_group = "rg"
+name = "b"
+[identities.api]
+resource_group = "rg"
+[[service_accounts]]
+cluster = "a"
+namespace = "orders"
+name = "api"
+identity = "api"
+[[service_accounts]]
+cluster = "a"
+namespace = "orders"
+name = "worker"
+identity = "api"
+[[service_accounts]]
+cluster = "b"
+namespace = "orders"
+name = "api"
+identity = "api"
+"#,
+        );
+        let namespaces = g
+            .node_ids()
+            .filter(|&i| g.node(i).resource.kind() == "namespace")
+            .count();
+        assert_eq!(namespaces, 2);
+        let credentials = g
+            .node_ids()
+            .filter(|&i| g.node(i).resource.kind() == "federated_credential")
+            .count();
+        assert_eq!(credentials, 3);
+    }
+
+    #[test]
+    fn topological_order_puts_dependencies_first() {
+        let g = graph(AKS_AND_MANAGED);
+        let order = g.topological_order();
+        assert_eq!(order.len(), g.len());
+        let position = |n: NodeIndex| order.iter().position(|&o| o == n).unwrap();
+        for (from, to, _) in g.edges() {
+            assert!(
+                position(from) < position(to),
+                "{} before {}",
+                g.node(from).address,
+                g.node(to).address
+            );
+        }
+        // Same answer as petgraph's own check that the graph is acyclic.
+        assert!(petgraph::algo::toposort(&g.inner, None).is_ok());
+    }
+
+    #[test]
+    fn walk_hands_out_ready_nodes_and_skips_dependents_of_failures() {
+        let g = graph(AKS_AND_MANAGED);
+        let mut walk = g.walk(WalkDirection::Forward);
+        let first: Vec<String> = walk
+            .ready()
+            .iter()
+            .map(|&i| g.node(i).address.to_string())
+            .collect();
+        assert_eq!(
+            first,
+            [
+                "resource_group.rg-id",
+                "cluster.prod",
+                "namespace.prod/orders"
+            ]
+        );
+        // Nothing new is ready until something completes.
+        assert!(walk.ready().is_empty());
+        walk.complete(id(&g, "cluster.prod"));
+        walk.complete(id(&g, "namespace.prod/orders"));
+        assert!(
+            walk.ready().is_empty(),
+            "identity still waits for its resource group"
+        );
+        let skipped: Vec<String> = walk
+            .fail(id(&g, "resource_group.rg-id"))
+            .iter()
+            .map(|&i| g.node(i).address.to_string())
+            .collect();
+        assert_eq!(
+            skipped.len(),
+            5,
+            "identity and everything after it: {skipped:?}"
+        );
+        assert!(skipped.contains(&"service_account.prod/orders/api".to_string()));
+        assert!(walk.is_finished());
+        assert_eq!(walk.state(id(&g, "identity.api")), NodeState::Skipped);
+    }
+
+    #[test]
+    fn reverse_walk_deletes_dependents_first() {
+        let g = graph(AKS_AND_MANAGED);
+        let mut walk = g.walk(WalkDirection::Reverse);
+        let first = walk.ready();
+        assert!(!first.contains(&id(&g, "identity.api")));
+        assert!(first.contains(&id(&g, "service_account.prod/orders/api")));
+        for n in first {
+            walk.complete(n);
+        }
+        assert!(walk.ready().contains(&id(&g, "identity.api")));
+    }
+
+    #[test]
+    fn subset_walk_treats_unselected_nodes_as_done() {
+        let g = graph(AKS_AND_MANAGED);
+        let sa = id(&g, "service_account.prod/orders/api");
+        let mut walk = g.walk_subset(WalkDirection::Forward, |n| n == sa);
+        assert_eq!(walk.ready(), [sa]);
+        walk.complete(sa);
+        assert!(walk.is_finished());
+    }
+
+    #[test]
+    fn roles_resolve_offline_when_known() {
+        assert_eq!(
+            RoleRef::parse("reader"),
+            RoleRef::Builtin {
+                name: "Reader".into(),
+                id: "acdd72a7-3385-48ef-bd42-f606fba81ae7".into()
+            }
+        );
+        assert_eq!(
+            RoleRef::parse(
+                "/subscriptions/x/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"
+            ),
+            RoleRef::Builtin {
+                name: "Reader".into(),
+                id: "acdd72a7-3385-48ef-bd42-f606fba81ae7".into()
+            }
+        );
+        assert_eq!(
+            RoleRef::parse("My Custom Role"),
+            RoleRef::Name {
+                name: "My Custom Role".into()
+            }
+        );
+        assert_eq!(
+            RoleRef::parse("11111111-2222-3333-4444-555555555555"),
+            RoleRef::Id {
+                id: "11111111-2222-3333-4444-555555555555".into()
+            }
+        );
+    }
+}

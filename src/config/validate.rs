@@ -844,3 +844,204 @@ fn narrower(broad: &str) -> String {
         _ => "grant only what the workload needs: a data role (e.g. \"Storage Blob Data Contributor\", \"Key Vault Secrets User\") on the resource, or \"Contributor\" on one resource group".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Checked, Severity, SourceFile, check};
+
+    const HEADER: &str = r#"
+version = 1
+name = "t"
+[azure]
+tenant_id = "aaaaaaaa-0000-4000-8000-000000000001"
+subscription_id = "bbbbbbbb-0000-4000-8000-000000000001"
+location = "westeurope"
+[clusters.prod]
+resource_group = "rg-aks"
+name = "aks-prod"
+[identities.api]
+resource_group = "rg-id"
+"#;
+
+    fn run(body: &str) -> Checked {
+        check(SourceFile {
+            name: "t.toml".into(),
+            text: format!("{HEADER}{body}"),
+        })
+    }
+
+    fn codes(c: &Checked) -> Vec<&'static str> {
+        c.diagnostics.iter().map(|d| d.code).collect()
+    }
+
+    fn service_accounts(n: usize) -> String {
+        (0..n)
+            .map(|i| format!("[[service_accounts]]\ncluster = \"prod\"\nnamespace = \"ns-{i}\"\nname = \"app\"\nidentity = \"api\"\n"))
+            .collect()
+    }
+
+    fn federations(n: usize) -> String {
+        (0..n)
+            .map(|i| format!("[[federations]]\nidentity = \"api\"\nname = \"gh-{i}\"\nissuer = \"https://token.actions.githubusercontent.com\"\nsubject = \"repo:c/r{i}:ref:refs/heads/main\"\n"))
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_config_has_no_diagnostics() {
+        let c = run(&service_accounts(1));
+        assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+        assert!(c.config.is_some());
+    }
+
+    #[test]
+    fn undefined_references_name_the_candidates() {
+        let c = run(
+            "[[service_accounts]]\ncluster = \"prd\"\nnamespace = \"a\"\nname = \"b\"\nidentity = \"apj\"\n",
+        );
+        assert_eq!(
+            codes(&c),
+            ["config::undefined-reference", "config::undefined-reference"]
+        );
+        let helps: Vec<&str> = c
+            .diagnostics
+            .iter()
+            .filter_map(|d| d.help.as_deref())
+            .collect();
+        assert_eq!(
+            helps,
+            [
+                "did you mean \"prod\"? Defined: `prod`",
+                "did you mean \"api\"? Defined: `api`"
+            ]
+        );
+        assert!(c.config.is_none());
+    }
+
+    #[test]
+    fn implied_credentials_count_toward_the_limit_of_twenty() {
+        assert!(
+            run(&format!("{}{}", service_accounts(12), federations(8)))
+                .diagnostics
+                .is_empty()
+        );
+        let c = run(&format!("{}{}", service_accounts(12), federations(9)));
+        assert_eq!(codes(&c), ["config::too-many-federated-credentials"]);
+        let message = &c.diagnostics.iter().next().unwrap().message;
+        assert!(
+            message.contains(
+                "21 federated credentials (12 from service accounts, 9 from federations)"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_same_issuer_and_subject_twice_on_one_identity() {
+        let c = run(r#"
+[clusters.a]
+issuer = "https://oidc.example.com/shared"
+kube_context = "a"
+[clusters.b]
+issuer = "https://oidc.example.com/shared"
+kube_context = "b"
+[[service_accounts]]
+cluster = "a"
+namespace = "x"
+name = "y"
+identity = "api"
+[[service_accounts]]
+cluster = "b"
+namespace = "x"
+name = "y"
+identity = "api"
+"#);
+        assert_eq!(codes(&c), ["config::duplicate-federation"]);
+    }
+
+    #[test]
+    fn an_identity_without_an_issuer_to_trust() {
+        let c = run(r#"
+[clusters.edge]
+kube_context = "edge"
+[identities.legacy]
+kind = "application"
+[[service_accounts]]
+cluster = "edge"
+namespace = "x"
+name = "y"
+identity = "legacy"
+"#);
+        assert_eq!(codes(&c), ["config::no-issuer"]);
+        let d = c.diagnostics.iter().next().unwrap();
+        assert_eq!(d.related.len(), 1, "points at the service account too");
+    }
+
+    #[test]
+    fn broad_roles_at_wide_scopes_are_warnings() {
+        let owner_on_subscription = r#"
+[[role_grants]]
+identity = "api"
+role = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+scope = "/subscriptions/bbbbbbbb-0000-4000-8000-000000000001"
+"#;
+        let c = run(owner_on_subscription);
+        assert_eq!(codes(&c), ["config::broad-role"]);
+        assert_eq!(
+            c.diagnostics.iter().next().unwrap().severity,
+            Severity::Warning
+        );
+        assert!(c.config.is_some(), "warnings keep the config valid");
+        let on_a_group = "[[role_grants]]\nidentity = \"api\"\nrole = \"Owner\"\nscope = \"resourceGroups/rg-x\"\n";
+        assert!(run(on_a_group).diagnostics.is_empty());
+    }
+
+    #[test]
+    fn duplicate_grants_compare_roles_and_scopes_like_azure() {
+        let c = run(r#"
+[[role_grants]]
+identity = "api"
+role = "Reader"
+scope = "resourceGroups/rg-x"
+[[role_grants]]
+identity = "api"
+role = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+scope = "/subscriptions/BBBBBBBB-0000-4000-8000-000000000001/resourcegroups/RG-X"
+"#);
+        assert_eq!(codes(&c), ["config::duplicate"]);
+    }
+
+    #[test]
+    fn a_broken_identity_table_is_not_reported_as_undefined() {
+        let c = run(
+            "[identities]\nbroken = 3\n[[role_grants]]\nidentity = \"broken\"\nrole = \"Reader\"\nscope = \"resourceGroups/rg\"\n",
+        );
+        assert_eq!(codes(&c), ["config::type"]);
+    }
+
+    #[test]
+    fn misspelt_role_names_get_a_suggestion() {
+        let c = run(
+            "[[role_grants]]\nidentity = \"api\"\nrole = \"Storage Blob Data Contributer\"\nscope = \"resourceGroups/rg\"\n",
+        );
+        assert_eq!(codes(&c), ["config::unknown-role"]);
+        assert!(
+            c.diagnostics
+                .iter()
+                .next()
+                .unwrap()
+                .help
+                .as_deref()
+                .unwrap()
+                .contains("Storage Blob Data Contributor")
+        );
+    }
+
+    #[test]
+    fn reserved_keys_are_refused() {
+        let c = run(&service_accounts(1).replace(
+            "identity = \"api\"",
+            "identity = \"api\"\nannotations = { \"azure.workload.identity/client-id\" = \"x\" }",
+        ));
+        assert_eq!(codes(&c), ["config::reserved"]);
+    }
+}

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::address::Address;
 use crate::graph::{Graph, Node, Output, Plane, Resource};
 
 fn escape(s: &str) -> String {
@@ -21,11 +22,32 @@ fn caption(node: &Node) -> &'static str {
     }
 }
 
+/// The address, with role grants on three lines and their scope shortened: a full ARM id
+/// makes a node as wide as the page.
+fn title(address: &Address) -> String {
+    match address {
+        Address::RoleGrant {
+            identity,
+            role,
+            scope,
+        } => {
+            let parts: Vec<&str> = scope.split('/').collect();
+            let short = if parts.len() > 5 {
+                format!("…/{}", parts[parts.len() - 2..].join("/"))
+            } else {
+                scope.clone()
+            };
+            format!("role_grant.{identity}\n{role:?}\n@ {short}")
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Graphviz DOT: Azure objects as boxes, Kubernetes objects grouped per cluster, edges
 /// labelled with what the dependent needs.
 pub fn dot(graph: &Graph) -> String {
     let mut out = String::from(
-        "digraph wiform {\n  rankdir=LR;\n  node [fontname=\"Helvetica\", fontsize=10, style=filled];\n  edge [fontname=\"Helvetica\", fontsize=9];\n",
+        "digraph wiform {\n  rankdir=LR;\n  graph [fontname=\"Helvetica\", fontsize=11];\n  node [fontname=\"Helvetica\", fontsize=10, style=filled];\n  edge [fontname=\"Helvetica\", fontsize=9];\n",
     );
     let line = |id: usize, node: &Node| {
         let (shape, fill) = match node.resource.plane() {
@@ -35,7 +57,7 @@ pub fn dot(graph: &Graph) -> String {
         };
         format!(
             "n{id} [label=\"{}\\n({})\", shape={shape}, fillcolor=\"{fill}\"];\n",
-            escape(&node.address.to_string()),
+            escape(&title(&node.address)).replace('\n', "\\n"),
             caption(node)
         )
     };

@@ -1,0 +1,217 @@
+//! The `wiform` binary, run as users run it: exit codes, stdout and stderr (snapshots with
+//! insta), against the files in `examples/`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs wiform from the repository root with colours off.
+fn wiform(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_wiform"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("NO_COLOR")
+        .env_remove("COLUMNS")
+        .env_remove("WIFORM_LOG")
+        .output()
+        .expect("run wiform");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn transcript(args: &[&str]) -> String {
+    let (code, stdout, stderr) = wiform(args);
+    format!("exit code: {code}\n----- stdout -----\n{stdout}----- stderr -----\n{stderr}")
+}
+
+fn toml_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn examples() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("identity.toml").is_file())
+        .map(|p| {
+            format!(
+                "examples/{}/identity.toml",
+                p.file_name().unwrap().to_string_lossy()
+            )
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn every_example_is_valid() {
+    let examples = examples();
+    assert_eq!(examples.len(), 5, "{examples:?}");
+    for example in examples {
+        let (code, stdout, stderr) = wiform(&["--color", "never", "validate", "-f", &example]);
+        assert_eq!(code, 0, "{example}\n{stderr}");
+        assert!(stdout.contains("is valid"), "{stdout}");
+        assert!(stderr.is_empty(), "{example} has warnings:\n{stderr}");
+    }
+}
+
+#[test]
+fn every_invalid_example_fails_with_all_its_errors() {
+    let files = toml_files("examples/invalid");
+    assert!(files.len() >= 7, "{files:?}");
+    for file in files {
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let relative = format!("examples/invalid/{name}.toml");
+        let output = transcript(&["--color", "never", "validate", "-f", &relative]);
+        assert!(
+            output.starts_with("exit code: 1\n"),
+            "{relative}:\n{output}"
+        );
+        insta::assert_snapshot!(format!("validate_invalid_{name}"), output);
+    }
+}
+
+#[test]
+fn quickstart_validates() {
+    insta::assert_snapshot!(transcript(&[
+        "validate",
+        "-f",
+        "examples/quickstart/identity.toml"
+    ]));
+}
+
+#[test]
+fn quiet_prints_nothing_on_success_and_errors_on_failure() {
+    let (code, stdout, stderr) =
+        wiform(&["-q", "validate", "-f", "examples/quickstart/identity.toml"]);
+    assert_eq!((code, stdout.as_str(), stderr.as_str()), (0, "", ""));
+    let (code, _, stderr) = wiform(&["-q", "validate", "-f", "examples/invalid/federations.toml"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("config::no-issuer"));
+    assert!(
+        !stderr.contains("config::broad-role"),
+        "warnings are not errors:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_file_says_what_to_do() {
+    insta::assert_snapshot!(transcript(&[
+        "--color",
+        "never",
+        "validate",
+        "-f",
+        "no/such/identity.toml"
+    ]));
+}
+
+#[test]
+fn colour_can_be_forced() {
+    let (code, _, stderr) = wiform(&[
+        "--color",
+        "always",
+        "validate",
+        "-f",
+        "examples/invalid/references.toml",
+    ]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("\u{1b}["), "no ANSI escapes in:\n{stderr}");
+}
+
+#[test]
+fn graph_json_lists_nodes_edges_and_order() {
+    let (code, stdout, stderr) = wiform(&[
+        "graph",
+        "-f",
+        "examples/multi-cluster/identity.toml",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    insta::assert_snapshot!(stdout);
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let order: Vec<&str> = doc["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for edge in doc["edges"].as_array().unwrap() {
+        let position = |key: &str| {
+            order
+                .iter()
+                .position(|a| *a == edge[key].as_str().unwrap())
+                .unwrap()
+        };
+        assert!(position("from") < position("to"), "{edge}");
+    }
+}
+
+#[test]
+fn graph_dot_renders_with_graphviz() {
+    let dot = which_dot();
+    for example in examples() {
+        let (code, stdout, stderr) = wiform(&["graph", "-f", &example]);
+        assert_eq!(code, 0, "{stderr}");
+        let mut child = Command::new(&dot)
+            .arg("-Tsvg")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdout.as_bytes())
+            .unwrap();
+        let rendered = child.wait_with_output().unwrap();
+        let svg = String::from_utf8_lossy(&rendered.stdout);
+        assert!(
+            rendered.status.success() && svg.contains("<svg"),
+            "{example}: dot failed: {}",
+            String::from_utf8_lossy(&rendered.stderr)
+        );
+    }
+    insta::assert_snapshot!(wiform(&["graph", "-f", "examples/multi-cluster/identity.toml"]).1);
+}
+
+#[test]
+fn graph_of_an_invalid_file_fails_without_output() {
+    let (code, stdout, stderr) = wiform(&["graph", "-f", "examples/invalid/references.toml"]);
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("config::undefined-reference"));
+}
+
+#[test]
+fn help_lists_only_working_commands() {
+    let (code, stdout, _) = wiform(&["--help"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!(stdout);
+}
+
+/// Graphviz is needed to prove the DOT output renders; say how to get it rather than skip.
+fn which_dot() -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("dot"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("Graphviz `dot` is not installed: install it (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz) and re-run"))
+}
