@@ -97,15 +97,10 @@ impl Diagnostics {
         self.0.is_empty()
     }
 
-    /// File order, then errors before warnings at the same place.
+    /// File order; at the same place, the order the checks found them.
     pub fn sort(&mut self) {
-        self.0.sort_by_key(|d| {
-            (
-                d.span.as_ref().map_or(0, |s| s.start),
-                d.severity,
-                d.message.clone(),
-            )
-        });
+        self.0
+            .sort_by_key(|d| d.span.as_ref().map_or(0, |s| s.start));
         self.0.dedup();
     }
 }

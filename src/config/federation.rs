@@ -59,11 +59,17 @@ pub fn implied_credential_name(cluster: &str, namespace: &str, name: &str) -> St
 }
 
 /// Every federated credential the config asks for, explicit ones first, in file order.
-/// Entries that reference an unknown cluster are left out (validation reports them).
+/// Entries that reference an unknown cluster or miss a required value are left out
+/// (validation reports them).
 pub fn wanted_credentials(config: &Config) -> Vec<WantedCredential> {
     let mut out: Vec<WantedCredential> = config
         .federations
         .iter()
+        .filter(|f| {
+            ![&f.identity, &f.name, &f.issuer, &f.subject]
+                .iter()
+                .any(|v| v.is_missing())
+        })
         .map(|f| WantedCredential {
             identity: f.identity.value.clone(),
             name: f.name.value.clone(),
@@ -75,6 +81,12 @@ pub fn wanted_credentials(config: &Config) -> Vec<WantedCredential> {
         })
         .collect();
     for (index, sa) in config.service_accounts.iter().enumerate() {
+        if [&sa.identity, &sa.cluster, &sa.namespace, &sa.name]
+            .iter()
+            .any(|v| v.is_missing())
+        {
+            continue;
+        }
         let Some(cluster) = config.clusters.get(&sa.cluster) else {
             continue;
         };

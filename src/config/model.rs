@@ -19,9 +19,33 @@ pub struct Sp<T> {
     pub span: Span,
 }
 
+/// The span of a placeholder for a required value that is missing or unusable.
+const MISSING: Span = usize::MAX..usize::MAX;
+
 impl<T> Sp<T> {
     pub fn new(value: T, span: Span) -> Self {
         Self { value, span }
+    }
+
+    /// A placeholder for a required value that was missing or of the wrong type (already
+    /// reported), so that the rest of its table can still be checked.
+    pub fn missing() -> Self
+    where
+        T: Default,
+    {
+        Self {
+            value: T::default(),
+            span: MISSING,
+        }
+    }
+
+    pub fn is_missing(&self) -> bool {
+        self.span == MISSING
+    }
+
+    /// The value, unless it is a placeholder.
+    pub fn present(&self) -> Option<&Self> {
+        (!self.is_missing()).then_some(self)
     }
 }
 

@@ -129,18 +129,17 @@ pub const ROLE_GRANT_FIELDS: &[Field] = &[
     ),
 ];
 
-/// Names whose table was declared but could not be read, so that references to them are not
-/// reported as undefined and checks that need their content are skipped.
+/// What could not be read at all: a missing `[azure]` table, and names whose table was declared
+/// but is not a table, so that references to them are not reported as undefined.
 #[derive(Debug, Default, Clone)]
 pub struct Incomplete {
-    pub root: bool,
     pub azure: bool,
     pub clusters: Vec<String>,
     pub identities: Vec<String>,
 }
 
-/// What a read produced: a config (with placeholders where a required value was unusable, noted
-/// in `incomplete`) or nothing when the TOML itself did not parse.
+/// What a read produced: a config (required values that were missing or unusable are
+/// placeholders, see [`Sp::missing`]) or nothing when the TOML itself did not parse.
 pub struct Read {
     pub config: Config,
     pub incomplete: Incomplete,
@@ -168,12 +167,11 @@ pub fn read(source: &str, diags: &mut Diagnostics) -> Option<Read> {
         path: "the top level".to_string(),
         fields: CONFIG_FIELDS,
     };
-    let version = top.required::<Sp<i64>>("version", diags);
-    let name = top.required::<Sp<String>>("name", diags);
-    let azure = match top.required_table("azure", diags) {
-        Some(t) => read_azure(&t, diags),
-        None => None,
-    };
+    let version = top.required::<i64>("version", diags);
+    let name = top.required::<String>("name", diags);
+    let azure = top
+        .required_table("azure", diags)
+        .map(|t| read_azure(&t, diags));
     let resource_groups = top.optional_named(
         "resource_groups",
         diags,
@@ -192,14 +190,13 @@ pub fn read(source: &str, diags: &mut Diagnostics) -> Option<Read> {
     let role_grants = top.optional_array("role_grants", diags, read_role_grant);
     top.finish(diags);
 
-    incomplete.root = version.is_none() || name.is_none();
     incomplete.azure = azure.is_none();
     let config = Config {
-        version: version.unwrap_or(Sp::new(1, 0..0)),
-        name: name.unwrap_or(Sp::new(String::new(), 0..0)),
+        version,
+        name,
         azure: azure.unwrap_or_else(|| Azure {
-            tenant_id: Sp::new(String::new(), 0..0),
-            subscription_id: Sp::new(String::new(), 0..0),
+            tenant_id: Sp::missing(),
+            subscription_id: Sp::missing(),
             location: None,
             cloud: None,
         }),
@@ -213,18 +210,15 @@ pub fn read(source: &str, diags: &mut Diagnostics) -> Option<Read> {
     Some(Read { config, incomplete })
 }
 
-fn read_azure(t: &Tbl, d: &mut Diagnostics) -> Option<Azure> {
-    let tenant_id = t.required("tenant_id", d);
-    let subscription_id = t.required("subscription_id", d);
-    let location = t.optional("location", d);
-    let cloud = t.optional("cloud", d);
+fn read_azure(t: &Tbl, d: &mut Diagnostics) -> Azure {
+    let azure = Azure {
+        tenant_id: t.required("tenant_id", d),
+        subscription_id: t.required("subscription_id", d),
+        location: t.optional("location", d),
+        cloud: t.optional("cloud", d),
+    };
     t.finish(d);
-    Some(Azure {
-        tenant_id: tenant_id?,
-        subscription_id: subscription_id?,
-        location,
-        cloud,
-    })
+    azure
 }
 
 fn read_resource_group(t: &Tbl, d: &mut Diagnostics) -> Option<ResourceGroup> {
@@ -262,59 +256,43 @@ fn read_identity(t: &Tbl, d: &mut Diagnostics) -> Option<Identity> {
 }
 
 fn read_service_account(t: &Tbl, d: &mut Diagnostics) -> Option<ServiceAccount> {
-    let cluster = t.required("cluster", d);
-    let namespace = t.required("namespace", d);
-    let name = t.required("name", d);
-    let identity = t.required("identity", d);
-    let create_namespace = t.optional("create_namespace", d);
-    let annotations = t.optional("annotations", d).unwrap_or_default();
-    let labels = t.optional("labels", d).unwrap_or_default();
-    let token_expiration = t.optional("token_expiration", d);
-    let federation_name = t.optional("federation_name", d);
-    let audiences = t.optional("audiences", d);
+    let account = ServiceAccount {
+        cluster: t.required("cluster", d),
+        namespace: t.required("namespace", d),
+        name: t.required("name", d),
+        identity: t.required("identity", d),
+        create_namespace: t.optional("create_namespace", d),
+        annotations: t.optional("annotations", d).unwrap_or_default(),
+        labels: t.optional("labels", d).unwrap_or_default(),
+        token_expiration: t.optional("token_expiration", d),
+        federation_name: t.optional("federation_name", d),
+        audiences: t.optional("audiences", d),
+    };
     t.finish(d);
-    Some(ServiceAccount {
-        cluster: cluster?,
-        namespace: namespace?,
-        name: name?,
-        identity: identity?,
-        create_namespace,
-        annotations,
-        labels,
-        token_expiration,
-        federation_name,
-        audiences,
-    })
+    Some(account)
 }
 
 fn read_federation(t: &Tbl, d: &mut Diagnostics) -> Option<Federation> {
-    let identity = t.required("identity", d);
-    let name = t.required("name", d);
-    let issuer = t.required("issuer", d);
-    let subject = t.required("subject", d);
-    let audiences = t.optional("audiences", d);
+    let federation = Federation {
+        identity: t.required("identity", d),
+        name: t.required("name", d),
+        issuer: t.required("issuer", d),
+        subject: t.required("subject", d),
+        audiences: t.optional("audiences", d),
+    };
     t.finish(d);
-    Some(Federation {
-        identity: identity?,
-        name: name?,
-        issuer: issuer?,
-        subject: subject?,
-        audiences,
-    })
+    Some(federation)
 }
 
 fn read_role_grant(t: &Tbl, d: &mut Diagnostics) -> Option<RoleGrant> {
-    let identity = t.required("identity", d);
-    let role = t.required("role", d);
-    let scope = t.required("scope", d);
-    let condition = t.optional("condition", d);
+    let grant = RoleGrant {
+        identity: t.required("identity", d),
+        role: t.required("role", d),
+        scope: t.required("scope", d),
+        condition: t.optional("condition", d),
+    };
     t.finish(d);
-    Some(RoleGrant {
-        identity: identity?,
-        role: role?,
-        scope: scope?,
-        condition,
-    })
+    Some(grant)
 }
 
 /// A table being read: its keys are checked against `fields` when done.
@@ -346,10 +324,14 @@ impl<'t, 'i> Tbl<'t, 'i> {
             })
     }
 
-    fn required<T: FromToml>(&self, key: &'static str, d: &mut Diagnostics) -> Option<T> {
+    /// A required value; a placeholder ([`Sp::missing`]) when absent or unusable.
+    fn required<T: Default>(&self, key: &'static str, d: &mut Diagnostics) -> Sp<T>
+    where
+        Sp<T>: FromToml,
+    {
         let field = self.field(key);
         match self.get(key) {
-            Some(value) => T::from_toml(value, &field, d),
+            Some(value) => Sp::<T>::from_toml(value, &field, d).unwrap_or_else(Sp::missing),
             None => {
                 d.push(
                     Diagnostic::error(
@@ -359,7 +341,7 @@ impl<'t, 'i> Tbl<'t, 'i> {
                     .at(self.span.clone(), format!("`{key}` is required here"))
                     .help(format!("add it, for example: {}", field.example)),
                 );
-                None
+                Sp::missing()
             }
         }
     }
@@ -688,18 +670,13 @@ impl FromToml for Sp<Cloud> {
     fn from_toml(value: &Value, field: &Field, d: &mut Diagnostics) -> Option<Self> {
         if let DeValue::Table(_) = value.get_ref() {
             let t = as_table(value, field, "`cloud`".to_string(), CUSTOM_CLOUD_FIELDS, d)?;
-            let arm = t.required("arm", d);
-            let graph = t.required("graph", d);
-            let authority = t.required("authority", d);
+            let custom = CustomCloud {
+                arm: t.required("arm", d),
+                graph: t.required("graph", d),
+                authority: t.required("authority", d),
+            };
             t.finish(d);
-            return Some(Sp::new(
-                Cloud::Custom(CustomCloud {
-                    arm: arm?,
-                    graph: graph?,
-                    authority: authority?,
-                }),
-                value.span(),
-            ));
+            return Some(Sp::new(Cloud::Custom(custom), value.span()));
         }
         let named = one_of(
             value,
@@ -751,7 +728,6 @@ subscription_id = "s"
             "colour = 1\n{MINIMAL}[clusters.prod]\nisuer = \"x\"\nkube_context = 3\n[[service_accounts]]\ncluster = \"prod\"\n"
         );
         let (r, d) = read_str(&src);
-        assert!(r.is_some());
         let codes: Vec<(&str, &str)> = d.iter().map(|d| (d.code, d.message.as_str())).collect();
         assert!(codes.contains(&(
             "config::unknown-key",
@@ -770,6 +746,9 @@ subscription_id = "s"
             .filter(|d| d.code == "config::missing-key")
             .collect();
         assert_eq!(missing.len(), 3, "namespace, name, identity: {missing:?}");
+        let sa = &r.unwrap().config.service_accounts[0];
+        assert_eq!(sa.cluster.value, "prod");
+        assert!(sa.name.is_missing());
         let typo = d.iter().find(|d| d.message.contains("isuer")).unwrap();
         assert_eq!(typo.help.as_deref(), Some("did you mean `issuer`?"));
     }

@@ -19,12 +19,8 @@ pub const RESERVED_PREFIXES: &[&str] = &["azure.workload.identity/", "wiform.io/
 
 pub fn validate(config: &Config, incomplete: &Incomplete, d: &mut Diagnostics) {
     let v = Validator { config, incomplete };
-    if !incomplete.root {
-        v.root(d);
-    }
-    if !incomplete.azure {
-        v.azure(d);
-    }
+    v.root(d);
+    v.azure(d);
     v.resource_groups(d);
     v.clusters(d);
     v.identities(d);
@@ -79,7 +75,7 @@ fn check_location(location: &Sp<String>, d: &mut Diagnostics) {
 }
 
 fn check_guid(what: &str, value: &Sp<String>, help: &str, d: &mut Diagnostics) {
-    if !names::is_guid(value) {
+    if !value.is_missing() && !names::is_guid(value) {
         d.push(
             invalid(
                 "config::invalid-guid",
@@ -93,6 +89,9 @@ fn check_guid(what: &str, value: &Sp<String>, help: &str, d: &mut Diagnostics) {
 }
 
 fn check_https(what: &str, value: &Sp<String>, d: &mut Diagnostics) {
+    if value.is_missing() {
+        return;
+    }
     if let Err(reason) = names::https_url(value) {
         d.push(invalid("config::invalid-url", what, value, &reason).help(
             "write the full https URL, exactly as the issuer puts it in the token's `iss` claim",
@@ -176,7 +175,7 @@ fn undefined(what: &str, reference: &Sp<String>, known: Vec<&str>, table: &str) 
 impl Validator<'_> {
     fn root(&self, d: &mut Diagnostics) {
         let c = self.config;
-        if c.version.value != 1 {
+        if !c.version.is_missing() && c.version.value != 1 {
             d.push(
                 Diagnostic::error(
                     "config::version",
@@ -186,7 +185,9 @@ impl Validator<'_> {
                 .help("set version = 1"),
             );
         }
-        if let Err(reason) = names::dns1123_label(&c.name) {
+        if let Some(name) = c.name.present()
+            && let Err(reason) = names::dns1123_label(name)
+        {
             d.push(
                 invalid("config::invalid-name", "stack name", &c.name, &reason)
                     .help("the stack name is written into Kubernetes labels and Azure tags: use lowercase letters, digits and '-', e.g. name = \"orders-platform\""),
@@ -487,6 +488,9 @@ impl Validator<'_> {
         if self.config.identities.get(reference).is_some() {
             return true;
         }
+        if reference.is_missing() {
+            return false;
+        }
         if !self.incomplete.identities.contains(&reference.value) {
             let known: Vec<&str> = self
                 .config
@@ -502,7 +506,8 @@ impl Validator<'_> {
     fn service_accounts(&self, d: &mut Diagnostics) {
         let mut seen: HashMap<(&str, &str, &str), &ServiceAccount> = HashMap::new();
         for sa in &self.config.service_accounts {
-            if self.config.clusters.get(&sa.cluster).is_none()
+            if !sa.cluster.is_missing()
+                && self.config.clusters.get(&sa.cluster).is_none()
                 && !self.incomplete.clusters.contains(&sa.cluster.value)
             {
                 let known: Vec<&str> = self
@@ -514,13 +519,21 @@ impl Validator<'_> {
                 d.push(undefined("cluster", &sa.cluster, known, "clusters"));
             }
             self.identity_defined(&sa.identity, d);
-            if let Err(reason) = names::dns1123_label(&sa.namespace) {
+            if let Some(namespace) = sa.namespace.present()
+                && let Err(reason) = names::dns1123_label(namespace)
+            {
                 d.push(invalid("config::invalid-name", "namespace", &sa.namespace, &reason).help("Kubernetes namespace names are DNS-1123 labels: lowercase letters, digits and '-', at most 63 characters"));
             }
-            if let Err(reason) = names::dns1123_subdomain(&sa.name) {
+            if let Some(name) = sa.name.present()
+                && let Err(reason) = names::dns1123_subdomain(name)
+            {
                 d.push(invalid("config::invalid-name", "service account name", &sa.name, &reason).help("Kubernetes service account names are DNS-1123 subdomains: lowercase letters, digits, '-' and '.', at most 253 characters"));
             }
-            if let Some(first) = seen.insert((&sa.cluster, &sa.namespace, &sa.name), sa) {
+            let complete = ![&sa.cluster, &sa.namespace, &sa.name]
+                .iter()
+                .any(|v| v.is_missing());
+            if complete && let Some(first) = seen.insert((&sa.cluster, &sa.namespace, &sa.name), sa)
+            {
                 d.push(
                     Diagnostic::error(
                         "config::duplicate",
@@ -588,7 +601,9 @@ impl Validator<'_> {
     fn federations(&self, d: &mut Diagnostics) {
         for f in &self.config.federations {
             self.identity_defined(&f.identity, d);
-            if let Err(reason) = names::federated_credential_name(&f.name) {
+            if let Some(name) = f.name.present()
+                && let Err(reason) = names::federated_credential_name(name)
+            {
                 d.push(invalid(
                     "config::invalid-name",
                     "federated credential name",
@@ -597,18 +612,25 @@ impl Validator<'_> {
                 ));
             }
             check_https("issuer", &f.issuer, d);
-            if f.subject.is_empty() || f.subject.len() > 600 {
-                d.push(invalid(
-                    "config::invalid-subject",
-                    "subject",
-                    &f.subject,
-                    "it must have 1 to 600 characters",
-                ));
-            } else if f.subject.contains('*') {
-                d.push(
-                    invalid("config::invalid-subject", "subject", &f.subject, "wildcards are not supported")
-                        .help("Azure matches the subject exactly (case-sensitive); add one federation per subject"),
-                );
+            if let Some(subject) = f.subject.present() {
+                let problem = if subject.is_empty() || subject.len() > 600 {
+                    Some((
+                        "it must have 1 to 600 characters",
+                        "write the subject exactly as the token's `sub` claim",
+                    ))
+                } else if subject.contains('*') {
+                    Some((
+                        "wildcards are not supported",
+                        "Azure matches the subject exactly (case-sensitive); add one federation per subject",
+                    ))
+                } else {
+                    None
+                };
+                if let Some((reason, help)) = problem {
+                    d.push(
+                        invalid("config::invalid-subject", "subject", subject, reason).help(help),
+                    );
+                }
             }
             self.check_audiences(f.audiences.as_ref(), d);
         }
@@ -747,6 +769,7 @@ impl Validator<'_> {
 
     /// The role as a comparable key: the built-in name or GUID when known.
     fn check_role(&self, role: &Sp<String>, d: &mut Diagnostics) -> Option<String> {
+        role.present()?;
         let text = role.trim();
         let guid = text.rsplit('/').next().unwrap_or(text);
         let looks_like_id = text.contains("/providers/Microsoft.Authorization/roleDefinitions/")
@@ -794,6 +817,7 @@ impl Validator<'_> {
 
     /// The scope as a full ARM id, with its level.
     fn check_scope(&self, scope: &Sp<String>, d: &mut Diagnostics) -> Option<(String, ScopeLevel)> {
+        scope.present()?;
         let text = scope.trim_end_matches('/');
         let full = if text.starts_with('/') {
             text.to_string()
@@ -810,7 +834,7 @@ impl Validator<'_> {
                 .help(format!("write \"/{text}\"")),
             );
             return None;
-        } else if self.incomplete.azure {
+        } else if self.config.azure.subscription_id.is_missing() {
             return None;
         } else {
             format!(
@@ -1016,6 +1040,24 @@ scope = "/subscriptions/BBBBBBBB-0000-4000-8000-000000000001/resourcegroups/RG-X
             "[identities]\nbroken = 3\n[[role_grants]]\nidentity = \"broken\"\nrole = \"Reader\"\nscope = \"resourceGroups/rg\"\n",
         );
         assert_eq!(codes(&c), ["config::type"]);
+    }
+
+    #[test]
+    fn a_missing_key_does_not_hide_problems_next_to_it() {
+        let c = check(SourceFile {
+            name: "t.toml".into(),
+            text: "version = 1\nname = \"t\"\n[azure]\ntenant_id = \"x\"\n[[federations]]\nidentity = \"nobody\"\nname = \"gh\"\nsubject = \"s\"\n".into(),
+        });
+        assert_eq!(
+            codes(&c),
+            [
+                "config::missing-key",         // subscription_id
+                "config::invalid-guid",        // tenant_id
+                "config::missing-key",         // issuer
+                "config::undefined-reference", // identity
+                "config::invalid-name",        // name
+            ]
+        );
     }
 
     #[test]
