@@ -1,0 +1,48 @@
+//! The sandbox's own endpoints (no authentication; loopback only): the request log and
+//! counters, and the faults switched at run time.
+
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::http::{ApiError, ApiResult, Request, json_response};
+use crate::{App, Faults};
+
+pub async fn handle(app: &App, request: Request) -> ApiResult {
+    let path: Vec<String> = request
+        .segments
+        .iter()
+        .skip(1)
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    let path: Vec<&str> = path.iter().map(String::as_str).collect();
+    match (&request.method, path.as_slice()) {
+        (&Method::GET, ["requests"]) => {
+            Ok(json_response(StatusCode::OK, &json!(app.log.entries())))
+        }
+        (&Method::DELETE, ["requests"]) => {
+            app.log.clear();
+            Ok(crate::http::empty(StatusCode::NO_CONTENT))
+        }
+        (&Method::GET, ["counters"]) => {
+            Ok(json_response(StatusCode::OK, &json!(app.log.counters())))
+        }
+        (&Method::GET, ["faults"]) => Ok(json_response(StatusCode::OK, &json!(app.faults()))),
+        (&Method::PUT, ["faults"]) => {
+            let faults: Faults = serde_json::from_slice(&request.body).map_err(|e| {
+                ApiError::arm(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidFaults",
+                    format!("the faults document is not valid: {e}"),
+                )
+            })?;
+            app.set_faults(faults);
+            Ok(json_response(StatusCode::OK, &json!(app.faults())))
+        }
+        (&Method::GET, ["health"]) => Ok(json_response(StatusCode::OK, &json!({ "status": "ok" }))),
+        _ => Err(ApiError::arm(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no sandbox endpoint {} {}", request.method, request.path()),
+        )),
+    }
+}

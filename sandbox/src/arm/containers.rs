@@ -1,0 +1,14 @@
+//! Microsoft.ContainerService/managedClusters. (Being built.)
+
+use axum::http::StatusCode;
+
+use crate::App;
+use crate::http::{ApiError, ApiResult, Request};
+
+pub async fn handle(_app: &App, request: Request) -> ApiResult {
+    Err(ApiError::arm(
+        StatusCode::NOT_IMPLEMENTED,
+        "NotImplemented",
+        format!("{} {} is not emulated yet", request.method, request.path()),
+    ))
+}
