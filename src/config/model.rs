@@ -284,6 +284,7 @@ pub struct Identity {
     pub kind: Option<Sp<IdentityKind>>,
     /// Managed: Azure resource name; defaults to the table key. 3–128 characters: letters,
     /// digits, `-` and `_`, starting with a letter or digit.
+    #[schemars(pattern("^[a-zA-Z0-9][a-zA-Z0-9_-]{2,127}$"))]
     pub name: Option<Sp<String>>,
     /// Managed: resource group of the identity (required for `managed`).
     pub resource_group: Option<Sp<String>>,
@@ -303,6 +304,7 @@ pub struct ServiceAccount {
     /// Key of the cluster in `[clusters]`.
     pub cluster: Sp<String>,
     /// Namespace (a DNS-1123 label).
+    #[schemars(pattern("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"))]
     pub namespace: Sp<String>,
     /// Service account name (a DNS-1123 subdomain).
     pub name: Sp<String>,
@@ -323,8 +325,11 @@ pub struct ServiceAccount {
     #[schemars(range(min = 3600, max = 86400))]
     pub token_expiration: Option<Sp<i64>>,
     /// Name of the implied federated credential; defaults to `CLUSTER-NAMESPACE-NAME`.
+    #[schemars(pattern("^[a-zA-Z0-9][a-zA-Z0-9_-]{2,119}$"))]
     pub federation_name: Option<Sp<String>>,
     /// Audiences of the implied federated credential (default `["api://AzureADTokenExchange"]`).
+    /// Azure accepts exactly one.
+    #[schemars(length(min = 1, max = 1))]
     pub audiences: Option<Sp<Vec<Sp<String>>>>,
 }
 
@@ -344,6 +349,7 @@ pub struct Federation {
     /// `repo:contoso/orders:ref:refs/heads/main`.
     pub subject: Sp<String>,
     /// Audiences (default `["api://AzureADTokenExchange"]`). Azure accepts exactly one.
+    #[schemars(length(min = 1, max = 1))]
     pub audiences: Option<Sp<Vec<Sp<String>>>>,
 }
 

@@ -44,8 +44,9 @@ pub fn dns1123_label(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// DNS-1123 subdomain (Kubernetes service account names): at most 253 characters, DNS-1123
-/// labels joined by dots.
+/// DNS-1123 subdomain (Kubernetes service account names): at most 253 characters of lowercase
+/// letters, digits, `-` and `.`, each dot-separated part starting and ending with a letter or
+/// digit (Kubernetes' `IsDNS1123Subdomain`: no limit per part).
 pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err("it is empty".into());
@@ -56,12 +57,24 @@ pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
             s.len()
         ));
     }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
+    {
+        return Err(if c.is_ascii_uppercase() {
+            "it has uppercase letters; only lowercase letters, digits, '-' and '.' are allowed"
+                .into()
+        } else {
+            format!("it contains {c:?}; only lowercase letters, digits, '-' and '.' are allowed")
+        });
+    }
     for part in s.split('.') {
         if part.is_empty() {
             return Err("it has an empty part between dots".into());
         }
-        if let Err(reason) = dns1123_label(part) {
-            return Err(reason.replace("'-' are", "'-' and '.' are"));
+        let bytes = part.as_bytes();
+        if !is_lower_alnum(bytes[0]) || !is_lower_alnum(bytes[bytes.len() - 1]) {
+            return Err("each dot-separated part must start and end with a letter or digit".into());
         }
     }
     Ok(())
@@ -355,6 +368,11 @@ mod tests {
         assert!(dns1123_subdomain("a.b-c").is_ok());
         assert!(dns1123_subdomain("a..b").is_err());
         assert!(dns1123_subdomain("a_b").unwrap_err().contains("'.'"));
+        assert!(
+            dns1123_subdomain(&"a".repeat(70)).is_ok(),
+            "no per-part limit, as in Kubernetes"
+        );
+        assert!(dns1123_subdomain("a.-b").is_err());
         assert!(qualified_name("azure.workload.identity/use").is_ok());
         assert!(qualified_name("app").is_ok());
         assert!(qualified_name("Bad_Prefix/x").is_err());

@@ -58,7 +58,7 @@ fn config_key(what: &str, key: &Sp<String>, d: &mut Diagnostics) {
                 key,
                 "names are 1–63 letters, digits, '-' and '_', starting with a letter or digit",
             )
-            .help("rename the table, e.g. [identities.orders-api]"),
+            .help("rename the table key, e.g. orders-api"),
         );
     }
 }
@@ -123,6 +123,12 @@ fn check_kubernetes_metadata(kind: &str, map: &StringMap, d: &mut Diagnostics) {
             d.push(
                 invalid("config::invalid-name", &format!("{kind} key"), key, &reason)
                     .help("Kubernetes keys are an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' and '.'"),
+            );
+        } else if key.value == "azure.workload.identity/use" {
+            d.push(
+                Diagnostic::error("config::reserved", format!("`azure.workload.identity/use` is a pod label, not a service account {kind}"))
+                    .at(key.span.clone(), "belongs on the pods")
+                    .help("the workload identity webhook only looks at pods: add the label azure.workload.identity/use: \"true\" to the pod template of each workload that runs as this service account"),
             );
         } else if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| key.starts_with(**p)) {
             d.push(
@@ -348,6 +354,16 @@ impl Validator<'_> {
                         ),
                     );
                 }
+                if let Some(sub) = &cluster.subscription_id {
+                    d.push(
+                        Diagnostic::error(
+                            "config::not-applicable",
+                            "`subscription_id` applies only to AKS clusters",
+                        )
+                        .at(sub.span.clone(), "not an AKS cluster")
+                        .help("remove it, or name the AKS cluster with resource_group + name"),
+                    );
+                }
                 if cluster.kube_context.is_none() && cluster.issuer.is_some() {
                     d.push(
                         Diagnostic::error("config::missing-key", format!("cluster \"{}\" has no `kube_context`", key.value))
@@ -471,7 +487,8 @@ impl Validator<'_> {
                             "it must have 1 to 256 characters",
                         ));
                     }
-                    if let Some(first) = applications.insert(display.value.clone(), key) {
+                    // Graph's `displayName eq` filter ignores case: so do duplicates.
+                    if let Some(first) = applications.insert(display.value.to_lowercase(), key) {
                         d.push(
                             Diagnostic::error("config::duplicate", format!("identities \"{}\" and \"{}\" have the same display name \"{}\"", first.value, key.value, display.value))
                                 .at(key.span.clone(), "second definition")
@@ -818,6 +835,10 @@ impl Validator<'_> {
     /// The scope as a full ARM id, with its level.
     fn check_scope(&self, scope: &Sp<String>, d: &mut Diagnostics) -> Option<(String, ScopeLevel)> {
         scope.present()?;
+        if scope.trim().is_empty() {
+            d.push(invalid("config::invalid-scope", "scope", scope, "it is empty").help("write a full ARM id, or one relative to the subscription (resourceGroups/<rg>/…)"));
+            return None;
+        }
         let text = scope.trim_end_matches('/');
         let full = if text.starts_with('/') {
             text.to_string()
