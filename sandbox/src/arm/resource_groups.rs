@@ -120,7 +120,10 @@ fn valid_name(name: &str) -> bool {
 }
 
 pub async fn handle(app: &App, request: Request) -> ApiResult {
-    check_api_version(&request, TYPE, API_VERSIONS)?;
+    // Paths below a group belong to other providers, which check their own api-versions.
+    if request.segments.len() <= 4 {
+        check_api_version(&request, TYPE, API_VERSIONS)?;
+    }
     let subscription = request.segments[1].clone();
     let scope = format!("/subscriptions/{subscription}");
     match request.segments.len() {

@@ -1,0 +1,8 @@
+//! The sandbox over real HTTPS, spoken to with reqwest as any client would: status codes,
+//! headers, bodies and error codes of each emulated API.
+
+mod common;
+mod faults;
+mod identities;
+mod persistence;
+mod resource_groups;
