@@ -50,6 +50,74 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
         format: GraphFormatArg,
     },
+    /// Run the built-in emulator of ARM, Microsoft Graph and the Entra token endpoint.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SandboxCommand {
+    /// Serve the emulator over HTTPS on 127.0.0.1 until Ctrl-C.
+    Serve {
+        #[command(flatten)]
+        state: SandboxStateArg,
+        /// Port to listen on (0: any free port).
+        #[arg(long, default_value_t = 8443)]
+        port: u16,
+        /// Faults to switch on, from a TOML or JSON file (flags below override it).
+        #[arg(long, value_name = "FILE")]
+        faults: Option<PathBuf>,
+        /// Milliseconds added to every answer.
+        #[arg(long, value_name = "MS")]
+        latency_ms: Option<u64>,
+        /// Random extra latency, 0..=MS.
+        #[arg(long, value_name = "MS")]
+        jitter_ms: Option<u64>,
+        /// Enforce ARM's request limits (429 + Retry-After).
+        #[arg(long)]
+        throttle: bool,
+        /// Enforce the Managed Identity provider's lower limits too.
+        #[arg(long)]
+        msi_throttle: bool,
+        /// Scale every rate limit (10 = ten times the real limits).
+        #[arg(long, value_name = "FACTOR")]
+        throttle_scale: Option<f64>,
+        /// New identities stay invisible to role assignments and credentials this long.
+        #[arg(long, value_name = "MS")]
+        replication_delay_ms: Option<u64>,
+        /// Fraction of requests answered 500/503.
+        #[arg(long, value_name = "FRACTION")]
+        error_rate: Option<f64>,
+        /// Fraction of requests whose connection is dropped.
+        #[arg(long, value_name = "FRACTION")]
+        drop_rate: Option<f64>,
+        /// Polls a long-running operation stays in progress.
+        #[arg(long, value_name = "N")]
+        lro_polls: Option<u32>,
+        /// Trust this CA (PEM) when fetching OIDC issuers' discovery documents.
+        #[arg(long, value_name = "FILE")]
+        trust_ca: Vec<PathBuf>,
+    },
+    /// Empty the sandbox's state (its clients and CA are kept).
+    Reset {
+        #[command(flatten)]
+        state: SandboxStateArg,
+    },
+    /// Preload objects (resource groups, identities, credentials, role assignments, apps).
+    Seed {
+        #[command(flatten)]
+        state: SandboxStateArg,
+        /// Seed file (TOML, or JSON by extension).
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct SandboxStateArg {
+    /// Directory of the sandbox's state, CA and keys.
+    #[arg(long, value_name = "DIR", default_value = ".wiform")]
+    state_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -99,8 +167,58 @@ pub fn run() -> ExitCode {
             };
             commands::graph::run(&printer, &config.file, format)
         }
+        Command::Sandbox(command) => run_sandbox(&printer, command),
     };
     status.into()
+}
+
+fn run_sandbox(printer: &Printer, command: SandboxCommand) -> crate::exit::ExitStatus {
+    use commands::sandbox;
+    match command {
+        SandboxCommand::Serve {
+            state,
+            port,
+            faults,
+            latency_ms,
+            jitter_ms,
+            throttle,
+            msi_throttle,
+            throttle_scale,
+            replication_delay_ms,
+            error_rate,
+            drop_rate,
+            lro_polls,
+            trust_ca,
+        } => {
+            let mut base = match faults.as_deref().map(sandbox::read_faults).transpose() {
+                Ok(f) => f.unwrap_or_default(),
+                Err(e) => {
+                    printer.err(&format!("error: {e}\n"));
+                    return crate::exit::ExitStatus::Failure;
+                }
+            };
+            base.latency_ms = latency_ms.unwrap_or(base.latency_ms);
+            base.jitter_ms = jitter_ms.unwrap_or(base.jitter_ms);
+            base.throttle |= throttle;
+            base.msi_throttle |= msi_throttle;
+            base.throttle_scale = throttle_scale.unwrap_or(base.throttle_scale);
+            base.replication_delay_ms = replication_delay_ms.unwrap_or(base.replication_delay_ms);
+            base.error_rate = error_rate.unwrap_or(base.error_rate);
+            base.drop_rate = drop_rate.unwrap_or(base.drop_rate);
+            base.lro_polls = lro_polls.unwrap_or(base.lro_polls);
+            sandbox::serve(
+                printer,
+                sandbox::ServeSettings {
+                    state_dir: state.state_dir,
+                    port,
+                    faults: base,
+                    trusted_ca_files: trust_ca,
+                },
+            )
+        }
+        SandboxCommand::Reset { state } => sandbox::reset(printer, &state.state_dir),
+        SandboxCommand::Seed { state, file } => sandbox::seed(printer, &state.state_dir, &file),
+    }
 }
 
 #[cfg(test)]

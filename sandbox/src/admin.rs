@@ -38,6 +38,34 @@ pub async fn handle(app: &App, request: Request) -> ApiResult {
             app.set_faults(faults);
             Ok(json_response(StatusCode::OK, &json!(app.faults())))
         }
+        (&Method::POST, ["reset"]) => {
+            let fresh = app.store.read(|s| s.reset());
+            app.store.replace(fresh).map_err(ApiError::from)?;
+            Ok(crate::http::empty(StatusCode::NO_CONTENT))
+        }
+        (&Method::POST, ["seed"]) => {
+            let seed: crate::seed::Seed = serde_json::from_slice(&request.body).map_err(|e| {
+                ApiError::arm(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidSeed",
+                    format!("the seed is not valid: {e}"),
+                )
+            })?;
+            let added = app.store.write(|s| {
+                crate::seed::apply(s, &seed)
+                    .map_err(|e| ApiError::arm(StatusCode::BAD_REQUEST, "InvalidSeed", e))
+            })?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "resource_groups": added.resource_groups,
+                    "identities": added.identities,
+                    "federated_credentials": added.federated_credentials,
+                    "role_assignments": added.role_assignments,
+                    "applications": added.applications,
+                }),
+            ))
+        }
         (&Method::GET, ["health"]) => Ok(json_response(StatusCode::OK, &json!({ "status": "ok" }))),
         _ => Err(ApiError::arm(
             StatusCode::NOT_FOUND,

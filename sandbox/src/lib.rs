@@ -14,6 +14,7 @@ pub mod graph;
 pub mod http;
 pub mod log;
 pub mod options;
+pub mod seed;
 pub mod server;
 pub mod state;
 pub mod throttle;

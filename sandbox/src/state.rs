@@ -337,6 +337,16 @@ impl State {
         state
     }
 
+    /// An empty tenant that keeps this one's clients (so their secrets stay valid) and the
+    /// bootstrap role assignments.
+    pub fn reset(&self) -> State {
+        let mut fresh = State::new();
+        fresh.tenant_id = self.tenant_id.clone();
+        fresh.subscriptions = self.subscriptions.clone();
+        fresh.clients = self.clients.clone();
+        fresh
+    }
+
     /// The service principal with this object id, if it has replicated by `now` (a new
     /// principal is invisible to ARM for `replication_delay_ms`).
     pub fn visible_principal(
@@ -534,7 +544,15 @@ fn persist(path: &Path, state: &State) -> Result<(), StoreError> {
     let bytes =
         serde_json::to_vec_pretty(state).map_err(|e| write_error(std::io::Error::other(e)))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp).map_err(write_error)?;
+    // The state holds client secrets: owner-only.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp).map_err(write_error)?;
     file.write_all(&bytes).map_err(write_error)?;
     file.sync_all().map_err(write_error)?;
     drop(file);
