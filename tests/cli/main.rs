@@ -215,3 +215,140 @@ fn which_dot() -> PathBuf {
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("Graphviz `dot` is not installed: install it (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz) and re-run"))
 }
+
+/// `wiform sandbox serve` as a user runs it: starts, says where it is, answers over HTTPS with
+/// its own CA, takes a seed and a reset while running, and stops cleanly on SIGTERM.
+#[test]
+fn sandbox_serve_seed_reset_and_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state_arg = state.to_str().unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_wiform"))
+        .args(["sandbox", "serve", "--port", "0", "--state-dir", state_arg])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let endpoint = state.join("endpoint");
+    let started = std::time::Instant::now();
+    while !endpoint.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the sandbox did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let base = std::fs::read_to_string(&endpoint).unwrap();
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let env = std::fs::read_to_string(state.join("sandbox.env")).unwrap();
+    assert!(env.contains("export AZURE_CLIENT_SECRET="));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for private in [
+            "sandbox.env",
+            "sandbox.json",
+            "ca-key.pem",
+            "signing-key.pem",
+        ] {
+            let mode = std::fs::metadata(state.join(private))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600, "{private} holds secrets");
+        }
+    }
+
+    let seed = dir.path().join("seed.toml");
+    std::fs::write(&seed, "[[resource_groups]]\nname = \"rg-seeded\"\n").unwrap();
+    let (code, stdout, stderr) = wiform(&[
+        "sandbox",
+        "seed",
+        "--state-dir",
+        state_arg,
+        "-f",
+        seed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("Seeded the running sandbox"), "{stdout}");
+    let (code, stdout, _) = wiform(&["sandbox", "reset", "--state-dir", state_arg]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("Reset the running sandbox"), "{stdout}");
+
+    // SIGTERM, as a service manager or CI would stop it.
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    let status = serve.wait().unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(serve.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("wiform sandbox is listening on https://127.0.0.1:"),
+        "{out}"
+    );
+    assert!(out.contains("source "), "{out}");
+    assert!(
+        !out.contains(
+            env.lines()
+                .find(|l| l.contains("SECRET"))
+                .unwrap()
+                .split('=')
+                .nth(1)
+                .unwrap()
+        ),
+        "the secret is never printed"
+    );
+    assert!(!endpoint.exists(), "the endpoint file goes with the server");
+
+    // Offline, seed and reset work on the state file.
+    let (code, stdout, stderr) = wiform(&[
+        "sandbox",
+        "seed",
+        "--state-dir",
+        state_arg,
+        "-f",
+        seed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("Seeded "), "{stdout}");
+    let json = std::fs::read_to_string(state.join("sandbox.json")).unwrap();
+    assert!(json.contains("rg-seeded"));
+    std::fs::write(
+        &seed,
+        "[[identities]]\nresource_group = \"nope\"\nname = \"x\"\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = wiform(&[
+        "sandbox",
+        "seed",
+        "--state-dir",
+        state_arg,
+        "-f",
+        seed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("resource group nope"), "{stderr}");
+}
+
+#[test]
+fn a_foreign_state_file_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sandbox.json"), "[1, 2, 3]").unwrap();
+    let (code, _, stderr) = wiform(&[
+        "sandbox",
+        "reset",
+        "--state-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("is not a wiform sandbox state file"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("sandbox.json")).unwrap(),
+        "[1, 2, 3]"
+    );
+}
