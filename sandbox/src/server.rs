@@ -198,53 +198,89 @@ async fn handle(app: Arc<App>, request: hyper::Request<Incoming>) -> Result<Resp
         .collect();
     let api = api_of(&segments);
     let faults = app.faults();
+    let method = parts.method.clone();
 
-    if api != Api::Admin {
-        let (drop, fail, jitter) = {
-            let mut rng = rand::rng();
-            (
-                rng.random::<f64>() < faults.drop_rate,
-                rng.random::<f64>() < faults.error_rate,
-                if faults.jitter_ms > 0 {
-                    rng.random_range(0..=faults.jitter_ms)
-                } else {
-                    0
-                },
-            )
-        };
-        if drop {
-            record(
-                &app,
-                api,
-                &parts.method,
-                &segments,
-                &request_id,
-                0,
-                Some("ConnectionDropped".into()),
-                started,
-            );
-            return Err(Dropped);
-        }
-        let delay = faults.latency_ms + jitter;
-        if delay > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-        }
-        if fail {
-            let unavailable = rand::rng().random::<bool>();
-            let error = server_error(api, unavailable);
-            return Ok(finish(
-                &app,
-                api,
-                &parts.method,
-                &segments,
-                &request_id,
-                Err(error),
-                started,
-                None,
-            ));
-        }
+    let (drop, fail, jitter) = {
+        let mut rng = rand::rng();
+        (
+            rng.random::<f64>() < faults.drop_rate,
+            rng.random::<f64>() < faults.error_rate,
+            if faults.jitter_ms > 0 {
+                rng.random_range(0..=faults.jitter_ms)
+            } else {
+                0
+            },
+        )
+    };
+    // The sandbox's own endpoints are never faulted.
+    let faulted = api != Api::Admin;
+    if faulted && drop {
+        record(
+            &app,
+            api,
+            &method,
+            &segments,
+            &request_id,
+            0,
+            Some("ConnectionDropped".into()),
+            started,
+        );
+        return Err(Dropped);
+    }
+    if faulted && faults.latency_ms + jitter > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(faults.latency_ms + jitter)).await;
     }
 
+    let mut remaining = None;
+    let result = if faulted && fail {
+        Err(server_error(api, rand::rng().random::<bool>()))
+    } else {
+        match admit(
+            &app,
+            api,
+            &faults,
+            parts,
+            body,
+            &segments,
+            &request_id,
+            &mut remaining,
+        )
+        .await
+        {
+            Ok(request) => match api {
+                Api::Arm => arm::handle(&app, request).await,
+                Api::Graph => graph::handle(&app, request).await,
+                Api::Entra => entra::handle(&app, request).await,
+                Api::Admin => admin::handle(&app, request).await,
+            },
+            Err(error) => Err(error),
+        }
+    };
+    Ok(finish(
+        &app,
+        api,
+        &method,
+        &segments,
+        &request_id,
+        result,
+        started,
+        remaining,
+    ))
+}
+
+/// Everything between the wire and a handler: the body (bounded), the caller's token, and ARM's
+/// request limits. `remaining` gets the rate-limit header to send back.
+#[allow(clippy::too_many_arguments)]
+async fn admit(
+    app: &App,
+    api: Api,
+    faults: &crate::Faults,
+    parts: axum::http::request::Parts,
+    body: Incoming,
+    segments: &[String],
+    request_id: &str,
+    remaining: &mut Option<(&'static str, u64)>,
+) -> Result<Request, ApiError> {
     let query = parts
         .uri
         .query()
@@ -258,7 +294,7 @@ async fn handle(app: Arc<App>, request: hyper::Request<Incoming>) -> Result<Resp
     let body = match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            let error = match api {
+            return Err(match api {
                 Api::Graph => ApiError::graph(
                     StatusCode::BAD_REQUEST,
                     "Request_BadRequest",
@@ -271,134 +307,64 @@ async fn handle(app: Arc<App>, request: hyper::Request<Incoming>) -> Result<Resp
                         "The request content size exceeds the maximum allowed size of {limit} bytes."
                     ),
                 ),
-            };
-            return Ok(finish(
-                &app,
-                api,
-                &parts.method,
-                &segments,
-                &request_id,
-                Err(error),
-                started,
-                None,
-            ));
+            });
         }
     };
     let mut request = Request {
-        method: parts.method.clone(),
-        segments: segments.clone(),
+        method: parts.method,
+        segments: segments.to_vec(),
         query,
         headers: parts.headers,
         body,
         base_url: app.base_url.clone(),
-        request_id: request_id.clone(),
+        request_id: request_id.to_string(),
         caller: None,
     };
-
-    let mut remaining = None;
     if matches!(api, Api::Arm | Api::Graph) {
-        match auth::authenticate(
+        request.caller = Some(auth::authenticate(
             &app.key,
             &request.headers,
             api,
             &app.tenant_id(),
             &app.base_url,
-        ) {
-            Ok(caller) => request.caller = Some(caller),
-            Err(error) => {
-                return Ok(finish(
-                    &app,
-                    api,
-                    &parts.method,
-                    &segments,
-                    &request_id,
-                    Err(error),
-                    started,
-                    None,
-                ));
-            }
-        }
+        )?);
     }
     if api == Api::Arm {
         let class = throttle::Class::of(&request.method);
-        let subscription = match segments.as_slice() {
+        let subscription = match segments {
             [s, sub, ..] if s.eq_ignore_ascii_case("subscriptions") => sub.clone(),
             _ => "tenant".to_string(),
         };
-        match app
+        let left = app
             .throttle
             .arm(&subscription, class, faults.throttle_scale, faults.throttle)
-        {
-            Ok(left) => remaining = Some((class.header(), left)),
-            Err(throttled) => {
-                let error = ApiError::arm(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    throttled.code,
-                    throttled.message,
-                )
-                .with_header("Retry-After", throttled.retry_after_s.to_string());
-                return Ok(finish(
-                    &app,
-                    api,
-                    &parts.method,
-                    &segments,
-                    &request_id,
-                    Err(error),
-                    started,
-                    Some((class.header(), 0)),
-                ));
-            }
-        }
+            .inspect_err(|_| *remaining = Some((class.header(), 0)))
+            .map_err(throttled)?;
+        *remaining = Some((class.header(), left));
         if faults.msi_throttle
             && let Some(at) = segments
                 .iter()
                 .position(|s| s.eq_ignore_ascii_case("Microsoft.ManagedIdentity"))
         {
             let identity = (segments.len() > at + 2).then(|| segments[..at + 3].join("/"));
-            let is_list = segments.len() == at + 2 || (segments.len() == at + 4);
-            if let Err(throttled) = app.throttle.managed_identity(
-                &subscription,
-                identity.as_deref(),
-                &request.method,
-                is_list,
-                faults.throttle_scale,
-            ) {
-                let error = ApiError::arm(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    throttled.code,
-                    throttled.message,
+            let is_list = segments.len() == at + 2 || segments.len() == at + 4;
+            app.throttle
+                .managed_identity(
+                    &subscription,
+                    identity.as_deref(),
+                    &request.method,
+                    is_list,
+                    faults.throttle_scale,
                 )
-                .with_header("Retry-After", throttled.retry_after_s.to_string());
-                return Ok(finish(
-                    &app,
-                    api,
-                    &parts.method,
-                    &segments,
-                    &request_id,
-                    Err(error),
-                    started,
-                    remaining,
-                ));
-            }
+                .map_err(throttled)?;
         }
     }
+    Ok(request)
+}
 
-    let result = match api {
-        Api::Arm => arm::handle(&app, request).await,
-        Api::Graph => graph::handle(&app, request).await,
-        Api::Entra => entra::handle(&app, request).await,
-        Api::Admin => admin::handle(&app, request).await,
-    };
-    Ok(finish(
-        &app,
-        api,
-        &parts.method,
-        &segments,
-        &request_id,
-        result,
-        started,
-        remaining,
-    ))
+fn throttled(refusal: throttle::Throttled) -> ApiError {
+    ApiError::arm(StatusCode::TOO_MANY_REQUESTS, refusal.code, refusal.message)
+        .with_header("Retry-After", refusal.retry_after_s.to_string())
 }
 
 fn server_error(api: Api, unavailable: bool) -> ApiError {

@@ -116,58 +116,19 @@ pub async fn handle(app: &App, request: Request) -> ApiResult {
     let seg = &request.segments;
     let subscription = seg[1].clone();
     let version = request.query("api-version").unwrap_or_default().to_string();
-    // Subscription-wide list: /subscriptions/{s}/providers/Microsoft.ManagedIdentity/userAssignedIdentities
+    // `/subscriptions/{s}/providers/Microsoft.ManagedIdentity/userAssignedIdentities`
     if seg.len() == 5 {
-        check_api_version(&request, TYPE, API_VERSIONS)?;
-        if request.method != Method::GET {
-            return Err(ApiError::arm(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "MethodNotAllowed",
-                "Only GET lists identities.",
-            ));
-        }
-        super::require(
-            app,
-            &request,
-            "Microsoft.ManagedIdentity/userAssignedIdentities/read",
-            &format!("/subscriptions/{subscription}"),
-        )?;
-        let items = app.store.read(|s| {
-            s.identities
-                .values()
-                .filter(|i| i.subscription_id.eq_ignore_ascii_case(&subscription))
-                .map(|i| identity_json(i, &version))
-                .collect()
+        let scope = format!("/subscriptions/{subscription}");
+        return list(app, &request, &scope, |i| {
+            i.subscription_id.eq_ignore_ascii_case(&subscription)
         });
-        return Ok(page(&request, items, app.options.page_size, Api::Arm));
     }
     let resource_group = seg[3].clone();
-    let rg_scope = format!("/subscriptions/{subscription}/resourceGroups/{resource_group}");
     match seg.len() {
         7 => {
-            check_api_version(&request, TYPE, API_VERSIONS)?;
-            if request.method != Method::GET {
-                return Err(ApiError::arm(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "MethodNotAllowed",
-                    "Only GET lists identities.",
-                ));
-            }
-            super::require(
-                app,
-                &request,
-                "Microsoft.ManagedIdentity/userAssignedIdentities/read",
-                &rg_scope,
-            )?;
-            let prefix = key(&format!("{rg_scope}/providers/"));
-            let items = app.store.read(|s| {
-                s.identities
-                    .iter()
-                    .filter(|(k, _)| k.starts_with(&prefix))
-                    .map(|(_, i)| identity_json(i, &version))
-                    .collect()
-            });
-            Ok(page(&request, items, app.options.page_size, Api::Arm))
+            let scope = format!("/subscriptions/{subscription}/resourceGroups/{resource_group}");
+            let prefix = key(&format!("{scope}/providers/"));
+            list(app, &request, &scope, |i| key(&i.id).starts_with(&prefix))
         }
         8 => {
             check_api_version(&request, TYPE, API_VERSIONS)?;
@@ -202,6 +163,38 @@ pub async fn handle(app: &App, request: Request) -> ApiResult {
             ),
         )),
     }
+}
+
+/// `UserAssignedIdentities_ListBySubscription` / `_ListByResourceGroup`: paged, no `$filter`.
+fn list(
+    app: &App,
+    request: &Request,
+    scope: &str,
+    keep: impl Fn(&UserAssignedIdentity) -> bool,
+) -> ApiResult {
+    check_api_version(request, TYPE, API_VERSIONS)?;
+    if request.method != Method::GET {
+        return Err(ApiError::arm(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "Only GET lists identities.",
+        ));
+    }
+    super::require(
+        app,
+        request,
+        "Microsoft.ManagedIdentity/userAssignedIdentities/read",
+        scope,
+    )?;
+    let version = request.query("api-version").unwrap_or_default();
+    let items = app.store.read(|s| {
+        s.identities
+            .values()
+            .filter(|i| keep(i))
+            .map(|i| identity_json(i, version))
+            .collect()
+    });
+    Ok(page(request, items, app.options.page_size, Api::Arm))
 }
 
 async fn identity(
