@@ -1,7 +1,9 @@
 //! The sandbox over real HTTPS, spoken to with reqwest as any client would: status codes,
 //! headers, bodies and error codes of each emulated API.
 
+mod authorization;
 mod common;
+mod containers;
 mod faults;
 mod identities;
 mod persistence;
