@@ -295,6 +295,7 @@ pub fn apply(state: &mut State, seed: &Seed) -> Result<Added, String> {
                 updated_ms: now,
                 created_by: None,
                 updated_by: None,
+                delegated_managed_identity_resource_id: None,
             },
         );
         added.role_assignments += 1;

@@ -161,6 +161,8 @@ pub struct RoleAssignment {
     pub updated_ms: u64,
     pub created_by: Option<String>,
     pub updated_by: Option<String>,
+    #[serde(default)]
+    pub delegated_managed_identity_resource_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,6 +175,11 @@ pub struct ManagedCluster {
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     pub etag: String,
+    /// The cluster's `identity` and `sku` as last PUT (AKS defaults when absent).
+    #[serde(default)]
+    pub identity: Option<Value>,
+    #[serde(default)]
+    pub sku: Option<Value>,
     /// The `properties` object as the API shows it (provisioningState, oidcIssuerProfile,
     /// securityProfile, agentPoolProfiles, …).
     pub properties: Value,
@@ -188,6 +195,9 @@ pub struct Operation {
     pub started_ms: u64,
     /// Status polls still answered `InProgress` before the operation completes.
     pub polls_left: u32,
+    /// When it completed.
+    #[serde(default)]
+    pub ended_ms: Option<u64>,
     pub error: Option<Value>,
 }
 
@@ -331,6 +341,7 @@ impl State {
                     updated_ms: 0,
                     created_by: None,
                     updated_by: None,
+                    delegated_managed_identity_resource_id: None,
                 },
             );
         }

@@ -658,7 +658,7 @@ fn assignment_json(assignment: &RoleAssignment) -> Value {
             "updatedOn": rfc3339(assignment.updated_ms),
             "createdBy": assignment.created_by,
             "updatedBy": assignment.updated_by,
-            "delegatedManagedIdentityResourceId": Value::Null,
+            "delegatedManagedIdentityResourceId": assignment.delegated_managed_identity_resource_id,
         },
     })
 }
@@ -764,6 +764,7 @@ struct AssignmentRequest {
     description: Option<String>,
     condition: Option<String>,
     condition_version: Option<String>,
+    delegated_managed_identity_resource_id: Option<String>,
 }
 
 fn read_assignment_body(request: &Request) -> Result<AssignmentRequest, ApiError> {
@@ -825,8 +826,10 @@ fn read_assignment_body(request: &Request) -> Result<AssignmentRequest, ApiError
         (None, _) => None,
         (Some(_), v) => v,
     };
-    let _ = opt_string(&properties, "delegatedManagedIdentityResourceId")?;
+    let delegated_managed_identity_resource_id =
+        opt_string(&properties, "delegatedManagedIdentityResourceId")?;
     Ok(AssignmentRequest {
+        delegated_managed_identity_resource_id,
         role_guid,
         principal_id: principal_id.to_ascii_lowercase(),
         principal_type,
@@ -987,6 +990,7 @@ fn put_assignment(app: &App, request: &Request, scope: &str, name: &str) -> ApiR
             updated_ms: now,
             created_by: caller.clone(),
             updated_by: caller.clone(),
+            delegated_managed_identity_resource_id: wanted.delegated_managed_identity_resource_id.clone(),
         };
         state
             .role_assignments

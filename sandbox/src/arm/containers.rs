@@ -235,8 +235,8 @@ fn fqdn_suffix(cluster_key: &str) -> String {
 }
 
 fn cluster_json(cluster: &ManagedCluster, tenant_id: &str) -> Value {
-    // The sandbox does not keep the request's `identity`/`sku` (state::ManagedCluster has no place
-    // for them): it shows a system-assigned identity with stable ids and the Free tier.
+    // Without an `identity`/`sku` in the PUT, AKS gives a system-assigned identity and the Free
+    // tier.
     let principal = uuid::Uuid::new_v5(
         &uuid::Uuid::NAMESPACE_OID,
         format!("{}/identity", key(&cluster.id)).as_bytes(),
@@ -248,8 +248,8 @@ fn cluster_json(cluster: &ManagedCluster, tenant_id: &str) -> Value {
         "location": cluster.location,
         "tags": cluster.tags,
         "eTag": cluster.etag,
-        "sku": { "name": "Base", "tier": "Free" },
-        "identity": { "type": "SystemAssigned", "principalId": principal.to_string(), "tenantId": tenant_id },
+        "sku": cluster.sku.clone().unwrap_or_else(|| json!({ "name": "Base", "tier": "Free" })),
+        "identity": cluster.identity.clone().unwrap_or_else(|| json!({ "type": "SystemAssigned", "principalId": principal.to_string(), "tenantId": tenant_id })),
         "properties": cluster.properties,
     })
 }
@@ -276,6 +276,7 @@ fn advance(state: &mut State, operation_id: &str) -> Option<Operation> {
         return Some(operation.clone());
     }
     operation.status = "Succeeded".into();
+    operation.ended_ms = Some(now_ms());
     let done = operation.clone();
     let deleting = state
         .managed_clusters
@@ -308,6 +309,7 @@ fn new_operation(cluster_key: &str, polls: u32) -> Operation {
         status: "InProgress".into(),
         started_ms: now_ms(),
         polls_left: polls,
+        ended_ms: None,
         error: None,
     }
 }
@@ -475,9 +477,8 @@ fn operation_status(app: &App, request: &Request) -> ApiResult {
         "status": operation.status,
         "startTime": rfc3339(operation.started_ms),
     });
-    if operation.status != "InProgress" {
-        // state::Operation keeps no completion time: the end is reported as of this poll.
-        body["endTime"] = json!(rfc3339(now_ms().max(operation.started_ms)));
+    if let Some(ended) = operation.ended_ms {
+        body["endTime"] = json!(rfc3339(ended));
     }
     if let Some(error) = &operation.error {
         body["error"] = error.clone();
@@ -584,6 +585,8 @@ fn cluster(
 /// What the PUT body asks for, type-checked before anything is looked at.
 struct Wanted {
     location: String,
+    identity: Option<Value>,
+    sku: Option<Value>,
     tags: std::collections::BTreeMap<String, String>,
     properties: Map<String, Value>,
     oidc: Option<bool>,
@@ -648,6 +651,8 @@ fn read_put_body(request: &Request) -> Result<Wanted, ApiError> {
     }
     Ok(Wanted {
         location,
+        identity: body.get("identity").filter(|v| v.is_object()).cloned(),
+        sku: body.get("sku").filter(|v| v.is_object()).cloned(),
         tags,
         properties,
         oidc,
@@ -896,6 +901,14 @@ fn put(
             location: wanted.location.clone(),
             tags: wanted.tags.clone(),
             etag: uuid::Uuid::new_v4().to_string(),
+            identity: wanted
+                .identity
+                .clone()
+                .or(existing.as_ref().and_then(|c| c.identity.clone())),
+            sku: wanted
+                .sku
+                .clone()
+                .or(existing.as_ref().and_then(|c| c.sku.clone())),
             properties,
         };
         let operation = new_operation(&k, polls);

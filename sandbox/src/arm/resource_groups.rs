@@ -359,6 +359,7 @@ fn delete(app: &App, request: &Request, subscription: &str, rg_id: &str) -> ApiR
                     status: "Succeeded".into(),
                     started_ms: now_ms(),
                     polls_left: polls,
+                    ended_ms: Some(now_ms()),
                     error: None,
                 },
             );

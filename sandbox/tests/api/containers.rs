@@ -892,3 +892,36 @@ async fn the_cluster_has_the_fields_and_types_of_the_spec_example() {
             .ends_with(".hcp.westeurope.azmk8s.io")
     );
 }
+
+#[tokio::test]
+async fn sku_and_identity_are_kept_and_operations_keep_their_end_time() {
+    let sb = sandbox().await;
+    sb.resource_group("rg-aks").await;
+    let mut body = cluster_body(Some(true), Some(true));
+    body["sku"] = json!({"name": "Base", "tier": "Standard"});
+    body["identity"] = json!({"type": "UserAssigned", "userAssignedIdentities": {}});
+    let created = sb.put(&cluster_path("rg-aks", "aks-kept"), body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let operation = created.header("Azure-AsyncOperation").unwrap().to_string();
+    settle(&sb, &operation).await;
+    let first = sb.get(&operation).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let second = sb.get(&operation).await;
+    assert_eq!(first.body["status"], "Succeeded");
+    assert_eq!(
+        first.body["endTime"], second.body["endTime"],
+        "the end time is when it ended, not when it was read"
+    );
+    let got = sb.get(&cluster_path("rg-aks", "aks-kept")).await;
+    assert_eq!(got.body["sku"]["tier"], "Standard");
+    assert_eq!(got.body["identity"]["type"], "UserAssigned");
+    // A later PUT without them keeps them, as AKS does.
+    let updated = sb
+        .put(
+            &cluster_path("rg-aks", "aks-kept"),
+            cluster_body(None, None),
+        )
+        .await;
+    assert!(updated.status.is_success(), "{}", updated.body);
+    assert_eq!(updated.body["sku"]["tier"], "Standard");
+}
