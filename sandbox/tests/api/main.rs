@@ -4,7 +4,9 @@
 mod authorization;
 mod common;
 mod containers;
+mod entra;
 mod faults;
+mod graph;
 mod identities;
 mod persistence;
 mod resource_groups;
