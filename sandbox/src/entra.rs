@@ -769,7 +769,13 @@ async fn check_assertion(app: &App, client_id: &str, token: &str) -> Result<(), 
     }
     let credentials = app
         .store
-        .read(|s| s.federated_credentials_of_client(client_id))
+        .read(|s| {
+            s.federated_credentials_of_client(
+                client_id,
+                crate::state::now_ms(),
+                app.faults().replication_delay_ms,
+            )
+        })
         .unwrap_or_default();
     if credentials.is_empty() {
         // What Entra answers while a credential has not reached it yet (considerations doc).

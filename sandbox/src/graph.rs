@@ -191,28 +191,6 @@ fn segment_not_found(segment: &str) -> ApiError {
     )
 }
 
-/// A Graph error with `details` (which `ApiError::graph` cannot carry), e.g. the eventual
-/// consistency error of service principal creation, whose `details[].code` clients match on.
-fn graph_error_with_details(
-    request: &Request,
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    details: Value,
-) -> Response {
-    let now = rfc3339(now_ms());
-    let date = now.split('.').next().unwrap_or_default();
-    json_response(
-        status,
-        &json!({ "error": {
-            "code": code,
-            "message": message,
-            "details": details,
-            "innerError": { "date": date, "request-id": request.request_id, "client-request-id": request.request_id },
-        }}),
-    )
-}
-
 // ---------------------------------------------------------------------------------------------
 // Who may call.
 
@@ -1243,6 +1221,7 @@ fn new_fic(name: String, input: FicInput) -> Result<AppFederatedCredential, ApiE
         ));
     };
     let fic = AppFederatedCredential {
+        written_ms: now_ms(),
         id: uuid::Uuid::new_v4().to_string(),
         name,
         issuer,
@@ -1375,6 +1354,7 @@ fn federated_credential(app: &App, request: &Request, target: AppRef, fic: FicRe
                         if let Some(description) = input.description {
                             updated.description = description;
                         }
+                        updated.written_ms = now_ms();
                         validate_fic(&updated)?;
                         check_fic_set(a, &updated, Some(i))?;
                         a.federated_credentials[i] = updated;
@@ -1576,13 +1556,8 @@ async fn service_principals(app: &App, request: &Request) -> ApiResult {
                         location,
                     ))
                 }
-                None => Ok(graph_error_with_details(
-                    request,
-                    StatusCode::BAD_REQUEST,
-                    "Request_BadRequest",
-                    &message,
-                    json!([{ "code": "NoBackingApplicationObject", "message": message, "target": "appId" }]),
-                )),
+                None => Err(ApiError::graph(StatusCode::BAD_REQUEST, "Request_BadRequest", message.clone())
+                    .with_details(json!([{ "code": "NoBackingApplicationObject", "message": message, "target": "appId" }]))),
             }
         }
         _ => Err(method_not_allowed()),

@@ -32,6 +32,7 @@ pub enum ApiError {
         status: StatusCode,
         code: String,
         message: String,
+        details: Option<Value>,
     },
     /// OAuth 2.0 / Entra token endpoint: `{"error","error_description","error_codes",…}`.
     OAuth {
@@ -58,6 +59,7 @@ impl ApiError {
             status,
             code: code.into(),
             message: message.into(),
+            details: None,
         }
     }
 
@@ -74,6 +76,14 @@ impl ApiError {
             code,
             description: description.into(),
         }
+    }
+
+    /// Graph `details[]`, which clients match on (e.g. `NoBackingApplicationObject`).
+    pub fn with_details(mut self, value: Value) -> Self {
+        if let ApiError::Graph { details, .. } = &mut self {
+            *details = Some(value);
+        }
+        self
     }
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -118,15 +128,18 @@ impl ApiError {
                 status,
                 code,
                 message,
-            } => (
-                status,
-                json!({ "error": { "code": code, "message": message, "innerError": {
+                details,
+            } => {
+                let mut error = json!({ "code": code, "message": message, "innerError": {
                     "date": crate::state::rfc3339(crate::state::now_ms()).split('.').next().unwrap_or_default(),
                     "request-id": request_id,
                     "client-request-id": request_id,
-                }}}),
-                Vec::new(),
-            ),
+                }});
+                if let Some(details) = details {
+                    error["details"] = details;
+                }
+                (status, json!({ "error": error }), Vec::new())
+            }
             ApiError::OAuth {
                 status,
                 error,

@@ -225,6 +225,7 @@ pub fn apply(state: &mut State, seed: &Seed) -> Result<Added, String> {
             app.federated_credentials
                 .retain(|f| f.name != credential.name);
             app.federated_credentials.push(AppFederatedCredential {
+                written_ms: 0,
                 id: uuid::Uuid::new_v4().to_string(),
                 name: credential.name.clone(),
                 issuer: credential.issuer.clone(),
@@ -247,6 +248,7 @@ pub fn apply(state: &mut State, seed: &Seed) -> Result<Added, String> {
             state.federated_credentials.insert(
                 key(&id),
                 FederatedCredential {
+                    written_ms: 0,
                     id,
                     identity_key: key(&identity.id),
                     name: credential.name.clone(),
@@ -367,7 +369,7 @@ display_name = "Old App"
         assert_eq!(identity.client_id, "11111111-1111-4111-8111-111111111111");
         assert_eq!(
             state
-                .federated_credentials_of_client(&identity.client_id)
+                .federated_credentials_of_client(&identity.client_id, now_ms(), 0)
                 .unwrap()
                 .len(),
             1

@@ -118,6 +118,9 @@ pub struct UserAssignedIdentity {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FederatedCredential {
     pub id: String,
+    /// Last written: Entra sees a credential only after it has propagated.
+    #[serde(default)]
+    pub written_ms: u64,
     /// Lowercased id of the parent identity.
     pub identity_key: String,
     pub name: String,
@@ -221,6 +224,9 @@ pub struct Application {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppFederatedCredential {
     pub id: String,
+    /// Last written: Entra sees a credential only after it has propagated.
+    #[serde(default)]
+    pub written_ms: u64,
     pub name: String,
     pub issuer: String,
     pub subject: String,
@@ -379,11 +385,17 @@ impl State {
     }
 
     /// Federated credentials that a token for `client_id` may be exchanged with: a managed
-    /// identity's (ARM) or an application's (Graph).
+    /// identity's (ARM) or an application's (Graph), among those written at least
+    /// `propagation_ms` before `now` (until then the token endpoint answers as if they did not
+    /// exist: "Important considerations and restrictions for federated identity credentials").
+    /// `None` when no identity or application has this client id.
     pub fn federated_credentials_of_client(
         &self,
         client_id: &str,
+        now: u64,
+        propagation_ms: u64,
     ) -> Option<Vec<(String, String, Vec<String>)>> {
+        let visible = |written: u64| written.saturating_add(propagation_ms) <= now;
         if let Some(identity) = self
             .identities
             .values()
@@ -393,7 +405,7 @@ impl State {
             return Some(
                 self.federated_credentials
                     .values()
-                    .filter(|f| f.identity_key == identity_key)
+                    .filter(|f| f.identity_key == identity_key && visible(f.written_ms))
                     .map(|f| (f.issuer.clone(), f.subject.clone(), f.audiences.clone()))
                     .collect(),
             );
@@ -404,6 +416,7 @@ impl State {
             .map(|a| {
                 a.federated_credentials
                     .iter()
+                    .filter(|f| visible(f.written_ms))
                     .map(|f| (f.issuer.clone(), f.subject.clone(), f.audiences.clone()))
                     .collect()
             })

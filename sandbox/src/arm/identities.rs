@@ -544,6 +544,7 @@ async fn federated_credentials(
                     return Err(bad_request(format!("Too many Federated Identity Credentials on the managed identity '{}'. The maximum is {MAX_FICS}.", parent.id)));
                 }
                 let fic = FederatedCredential {
+                    written_ms: now_ms(),
                     id: existing.as_ref().map_or(fic_id.clone(), |e| e.id.clone()),
                     identity_key: identity_key.clone(),
                     name: existing.as_ref().map_or(fic_name.clone(), |e| e.name.clone()),

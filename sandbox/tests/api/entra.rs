@@ -997,3 +997,30 @@ async fn an_unreachable_issuer_is_an_external_oidc_failure() {
         );
     }
 }
+
+/// A credential that has not propagated yet is not there for the token endpoint: AADSTS70021,
+/// as in the considerations doc ("may take a few minutes").
+#[tokio::test]
+async fn a_new_federated_credential_needs_time_to_propagate() {
+    let issuer = Issuer::start().await;
+    let sb = sandbox_trusting(&issuer).await;
+    let client_id = federated_identity(&sb, &issuer, "id-new").await;
+    let jwt = assertion(
+        Signer::Rsa,
+        "rsa-key",
+        &issuer.url("cluster"),
+        SUBJECT,
+        TOKEN_EXCHANGE,
+        3600,
+    );
+    let app = &sb.running.app;
+    app.set_faults(wiform_sandbox::Faults {
+        replication_delay_ms: 60_000,
+        ..Default::default()
+    });
+    let early = exchange(&sb, &client_id, &jwt, ARM_SCOPE).await;
+    assert_aadsts(&early, StatusCode::BAD_REQUEST, "invalid_request", 70021);
+    app.set_faults(wiform_sandbox::Faults::default());
+    let later = exchange(&sb, &client_id, &jwt, ARM_SCOPE).await;
+    assert_eq!(later.status, StatusCode::OK, "{}", later.body);
+}
