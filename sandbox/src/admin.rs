@@ -52,7 +52,7 @@ pub async fn handle(app: &App, request: Request) -> ApiResult {
                 )
             })?;
             let added = app.store.write(|s| {
-                crate::seed::apply(s, &seed)
+                crate::seed::apply(s, &seed, &app.base_url)
                     .map_err(|e| ApiError::arm(StatusCode::BAD_REQUEST, "InvalidSeed", e))
             })?;
             Ok(json_response(
@@ -63,6 +63,7 @@ pub async fn handle(app: &App, request: Request) -> ApiResult {
                     "federated_credentials": added.federated_credentials,
                     "role_assignments": added.role_assignments,
                     "applications": added.applications,
+                "managed_clusters": added.managed_clusters,
                 }),
             ))
         }

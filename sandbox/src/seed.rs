@@ -24,6 +24,22 @@ pub struct Seed {
     pub role_assignments: Vec<SeedRoleAssignment>,
     #[serde(default)]
     pub applications: Vec<SeedApplication>,
+    #[serde(default)]
+    pub managed_clusters: Vec<SeedCluster>,
+}
+
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedCluster {
+    pub resource_group: String,
+    pub name: String,
+    #[serde(default = "default_location")]
+    pub location: String,
+    /// OIDC issuer on (its URL is `{sandbox}/oidc/{tenant}/{guid}/`).
+    #[serde(default)]
+    pub oidc_issuer: bool,
+    #[serde(default)]
+    pub workload_identity: bool,
 }
 
 #[derive(Debug, Deserialize, serde::Serialize)]
@@ -105,10 +121,15 @@ pub struct Added {
     pub federated_credentials: usize,
     pub role_assignments: usize,
     pub applications: usize,
+    pub managed_clusters: usize,
 }
 
+/// Where an offline seed assumes the sandbox will serve (issuer URLs of seeded clusters).
+pub const DEFAULT_BASE_URL: &str = "https://127.0.0.1:8443";
+
 /// Adds the seed's objects to the default subscription. Objects that exist are updated.
-pub fn apply(state: &mut State, seed: &Seed) -> Result<Added, String> {
+/// `base_url` is where the sandbox serves (it is part of seeded clusters' issuer URLs).
+pub fn apply(state: &mut State, seed: &Seed, base_url: &str) -> Result<Added, String> {
     let subscription = state
         .subscriptions
         .first()
@@ -175,6 +196,26 @@ pub fn apply(state: &mut State, seed: &Seed) -> Result<Added, String> {
             },
         );
         added.identities += 1;
+    }
+    for cluster in &seed.managed_clusters {
+        let group = crate::arm::resource_groups::id(&subscription, &cluster.resource_group);
+        if !state.resource_groups.contains_key(&key(&group)) {
+            return Err(format!(
+                "cluster {}: resource group {} is not in the sandbox (add it under [[resource_groups]])",
+                cluster.name, cluster.resource_group
+            ));
+        }
+        crate::arm::containers::seed_cluster(
+            state,
+            base_url,
+            &subscription,
+            &cluster.resource_group,
+            &cluster.name,
+            &cluster.location,
+            cluster.oidc_issuer,
+            cluster.workload_identity,
+        )?;
+        added.managed_clusters += 1;
     }
     for app in &seed.applications {
         let object_id = uuid::Uuid::new_v4().to_string();
@@ -343,6 +384,12 @@ principal = "rg-id/legacy"
 
 [[applications]]
 display_name = "Old App"
+
+[[managed_clusters]]
+resource_group = "rg-id"
+name = "aks-seeded"
+oidc_issuer = true
+workload_identity = true
 "#;
 
     #[test]
@@ -350,7 +397,7 @@ display_name = "Old App"
         let seed = parse("seed.toml", SEED).unwrap();
         let mut state = State::new();
         let assignments_before = state.role_assignments.len();
-        let added = apply(&mut state, &seed).unwrap();
+        let added = apply(&mut state, &seed, DEFAULT_BASE_URL).unwrap();
         assert_eq!(
             added,
             Added {
@@ -358,8 +405,22 @@ display_name = "Old App"
                 identities: 1,
                 federated_credentials: 1,
                 role_assignments: 1,
-                applications: 1
+                applications: 1,
+                managed_clusters: 1,
             }
+        );
+        let cluster = state.managed_clusters.values().next().unwrap();
+        assert_eq!(cluster.properties["provisioningState"], "Succeeded");
+        let issuer = cluster.properties["oidcIssuerProfile"]["issuerURL"]
+            .as_str()
+            .unwrap();
+        assert!(
+            issuer.starts_with("https://127.0.0.1:8443/oidc/") && issuer.ends_with('/'),
+            "{issuer}"
+        );
+        assert_eq!(
+            cluster.properties["securityProfile"]["workloadIdentity"]["enabled"],
+            true
         );
         let identity = state
             .identities
@@ -390,7 +451,7 @@ display_name = "Old App"
         )
         .unwrap();
         assert!(
-            apply(&mut State::new(), &seed)
+            apply(&mut State::new(), &seed, DEFAULT_BASE_URL)
                 .unwrap_err()
                 .contains("resource group nope")
         );

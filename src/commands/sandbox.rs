@@ -260,7 +260,10 @@ pub fn seed(printer: &Printer, state_dir: &Path, file: &Path) -> ExitStatus {
         Ok(store) => store,
         Err(e) => return fail(printer, &e.to_string()),
     };
-    match store.write(|s| wiform_sandbox::seed::apply(s, &seed).map_err(SeedError::Invalid)) {
+    match store.write(|s| {
+        wiform_sandbox::seed::apply(s, &seed, wiform_sandbox::seed::DEFAULT_BASE_URL)
+            .map_err(SeedError::Invalid)
+    }) {
         Ok(added) => {
             printer.result(&format!("Seeded {}: {added:?}\n", path.display()));
             ExitStatus::Success

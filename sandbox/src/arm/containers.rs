@@ -667,7 +667,7 @@ fn read_put_body(request: &Request) -> Result<Wanted, ApiError> {
 /// `oidcIssuerProfile.enabled` / `securityProfile.workloadIdentity.enabled` keep their values.
 #[allow(clippy::too_many_arguments)]
 fn build_properties(
-    app: &App,
+    base_url: &str,
     tenant: &str,
     existing: Option<&ManagedCluster>,
     wanted: &Wanted,
@@ -713,7 +713,7 @@ fn build_properties(
             .and_then(|p| p.pointer("/oidcIssuerProfile/issuerURL"))
             .and_then(Value::as_str)
             .map(String::from)
-            .unwrap_or_else(|| format!("{}/oidc/{tenant}/{}/", app.base_url, uuid::Uuid::new_v4()));
+            .unwrap_or_else(|| format!("{base_url}/oidc/{tenant}/{}/", uuid::Uuid::new_v4()));
         oidc["issuerURL"] = json!(issuer);
     }
     props.insert("oidcIssuerProfile".into(), oidc);
@@ -879,7 +879,7 @@ fn put(
             "Creating"
         };
         let properties = build_properties(
-            app,
+            &app.base_url,
             &tenant,
             existing.as_ref(),
             &wanted,
@@ -1094,6 +1094,63 @@ fn credentials(
         StatusCode::OK,
         &json!({ "kubeconfigs": [{ "name": kind, "value": STANDARD.encode(kubeconfig) }] }),
     ))
+}
+
+/// A cluster that already exists, in its settled state (`wiform sandbox seed`): the same
+/// properties a PUT would produce, provisioning `Succeeded`, no operation pending.
+#[allow(clippy::too_many_arguments)]
+pub fn seed_cluster(
+    state: &mut State,
+    base_url: &str,
+    subscription: &str,
+    resource_group: &str,
+    name: &str,
+    location: &str,
+    oidc_issuer: bool,
+    workload_identity: bool,
+) -> Result<(), String> {
+    let cluster_id = format!(
+        "/subscriptions/{subscription}/resourcegroups/{resource_group}/providers/Microsoft.ContainerService/managedClusters/{name}"
+    );
+    let k = key(&cluster_id);
+    let wanted = Wanted {
+        location: location.to_string(),
+        identity: None,
+        sku: None,
+        tags: Default::default(),
+        properties: Map::new(),
+        oidc: Some(oidc_issuer),
+        workload_identity: Some(workload_identity),
+    };
+    let tenant = state.tenant_id.clone();
+    let properties = build_properties(
+        base_url,
+        &tenant,
+        None,
+        &wanted,
+        subscription,
+        resource_group,
+        name,
+        &k,
+        "Succeeded",
+    )
+    .map_err(|e| format!("cluster {name}: {}", e.code()))?;
+    state.managed_clusters.insert(
+        k,
+        ManagedCluster {
+            id: cluster_id,
+            name: name.to_string(),
+            subscription_id: subscription.to_string(),
+            resource_group: resource_group.to_string(),
+            location: location.to_string(),
+            tags: Default::default(),
+            etag: uuid::Uuid::new_v4().to_string(),
+            identity: None,
+            sku: None,
+            properties,
+        },
+    );
+    Ok(())
 }
 
 #[cfg(test)]
