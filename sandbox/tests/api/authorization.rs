@@ -75,31 +75,6 @@ fn reader_object_id(sb: &Sandbox) -> String {
     })
 }
 
-/// Every field of `example` is in `actual` with the same JSON type (arrays: the first element).
-fn assert_shape(actual: &Value, example: &Value, path: &str) {
-    match (example, actual) {
-        (Value::Object(e), Value::Object(a)) => {
-            for (k, v) in e {
-                let field = a
-                    .get(k)
-                    .unwrap_or_else(|| panic!("{path}.{k} is missing in {actual}"));
-                assert_shape(field, v, &format!("{path}.{k}"));
-            }
-        }
-        (Value::Array(e), Value::Array(a)) => {
-            if let (Some(e), Some(a)) = (e.first(), a.first()) {
-                assert_shape(a, e, &format!("{path}[0]"));
-            }
-        }
-        (Value::Null, _) => {}
-        (e, a) => assert_eq!(
-            std::mem::discriminant(e),
-            std::mem::discriminant(a),
-            "{path}: expected the type of {e}, got {a}"
-        ),
-    }
-}
-
 #[tokio::test]
 async fn built_in_roles_are_listed_filtered_and_paged() {
     let sb = sandbox().await;

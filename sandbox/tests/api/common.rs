@@ -202,3 +202,29 @@ pub fn fic_path(rg: &str, identity: &str, name: &str) -> String {
 pub fn fic_body(issuer: &str, subject: &str) -> Value {
     serde_json::json!({"properties": {"issuer": issuer, "subject": subject, "audiences": ["api://AzureADTokenExchange"]}})
 }
+
+/// Every field of `example` (a spec example body) is in `actual` with the same JSON type
+/// (arrays: the first element; `null` in the example matches anything).
+pub fn assert_shape(actual: &Value, example: &Value, path: &str) {
+    match (example, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for (k, v) in e {
+                let field = a
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{path}.{k} is missing in {actual}"));
+                assert_shape(field, v, &format!("{path}.{k}"));
+            }
+        }
+        (Value::Array(e), Value::Array(a)) => {
+            if let (Some(e), Some(a)) = (e.first(), a.first()) {
+                assert_shape(a, e, &format!("{path}[0]"));
+            }
+        }
+        (Value::Null, _) => {}
+        (e, a) => assert_eq!(
+            std::mem::discriminant(e),
+            std::mem::discriminant(a),
+            "{path}: expected the type of {e}, got {a}"
+        ),
+    }
+}

@@ -92,31 +92,6 @@ async fn create_settled(sb: &Sandbox, rg: &str, name: &str, body: Value) -> Valu
     got.body
 }
 
-/// Every field of `example` is in `actual` with the same JSON type (arrays: the first element).
-fn assert_shape(actual: &Value, example: &Value, path: &str) {
-    match (example, actual) {
-        (Value::Object(e), Value::Object(a)) => {
-            for (k, v) in e {
-                let field = a
-                    .get(k)
-                    .unwrap_or_else(|| panic!("{path}.{k} is missing in {actual}"));
-                assert_shape(field, v, &format!("{path}.{k}"));
-            }
-        }
-        (Value::Array(e), Value::Array(a)) => {
-            if let (Some(e), Some(a)) = (e.first(), a.first()) {
-                assert_shape(a, e, &format!("{path}[0]"));
-            }
-        }
-        (Value::Null, _) => {}
-        (e, a) => assert_eq!(
-            std::mem::discriminant(e),
-            std::mem::discriminant(a),
-            "{path}: expected the type of {e}, got {a}"
-        ),
-    }
-}
-
 #[tokio::test]
 async fn create_is_a_long_running_operation_polled_to_success() {
     let sb = sandbox().await;

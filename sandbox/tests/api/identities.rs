@@ -19,11 +19,22 @@ async fn identity_shape_matches_the_spec_example_and_ids_are_stable() {
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED);
-    // IdentityCreate.json: id, name, type, location, tags, properties{tenantId, principalId, clientId, isolationScope}.
+    // The spec example IdentityCreate.json (2024-11-30).
+    let example = json!({
+        "id": "/subscriptions/subid/resourcegroups/rgName/providers/Microsoft.ManagedIdentity/userAssignedIdentities/identityName",
+        "location": "eastus",
+        "name": "identityName",
+        "tags": {},
+        "properties": {
+            "tenantId": "b6c948ef-f6b5-4384-8354-da3a15eca969",
+            "principalId": "25cc773c-7f05-40fc-a104-32d2300754ad",
+            "clientId": "46c251f4-7dfe-4d8c-9a7d-4d0d2c4e4e4a",
+            "isolationScope": "None"
+        },
+        "type": "Microsoft.ManagedIdentity/userAssignedIdentities"
+    });
     let body = &created.body;
-    for field in ["id", "name", "type", "location"] {
-        assert!(body[field].is_string(), "{field}: {body}");
-    }
+    assert_shape(body, &example, "identity");
     assert_eq!(
         body["type"],
         "Microsoft.ManagedIdentity/userAssignedIdentities"
