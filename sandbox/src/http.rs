@@ -13,6 +13,9 @@ pub enum Api {
     Arm,
     Graph,
     Entra,
+    /// The Kubernetes API of emulated clusters (`/k8s/{cluster}/…`) and their OIDC issuers
+    /// (`/oidc/…`).
+    Kube,
     Admin,
 }
 
@@ -31,6 +34,14 @@ pub enum ApiError {
     Graph {
         status: StatusCode,
         code: String,
+        message: String,
+        details: Option<Value>,
+    },
+    /// Kubernetes `Status`: `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+    /// "message","reason","details","code"}`.
+    Kube {
+        status: StatusCode,
+        reason: String,
         message: String,
         details: Option<Value>,
     },
@@ -78,6 +89,25 @@ impl ApiError {
         }
     }
 
+    /// A Kubernetes `Status` failure (`reason` as in metav1.StatusReason: NotFound, AlreadyExists,
+    /// Conflict, Forbidden, Unauthorized, Invalid, BadRequest, MethodNotAllowed, …).
+    pub fn kube(status: StatusCode, reason: &str, message: impl Into<String>) -> Self {
+        ApiError::Kube {
+            status,
+            reason: reason.into(),
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// `details` of a Kubernetes `Status` (`name`, `kind`, `group`, `causes`).
+    pub fn with_kube_details(mut self, value: Value) -> Self {
+        if let ApiError::Kube { details, .. } = &mut self {
+            *details = Some(value);
+        }
+        self
+    }
+
     /// Graph `details[]`, which clients match on (e.g. `NoBackingApplicationObject`).
     pub fn with_details(mut self, value: Value) -> Self {
         if let ApiError::Graph { details, .. } = &mut self {
@@ -97,6 +127,7 @@ impl ApiError {
         match self {
             ApiError::Arm { status, .. }
             | ApiError::Graph { status, .. }
+            | ApiError::Kube { status, .. }
             | ApiError::OAuth { status, .. } => *status,
         }
     }
@@ -105,6 +136,7 @@ impl ApiError {
     pub fn code(&self) -> String {
         match self {
             ApiError::Arm { code, .. } | ApiError::Graph { code, .. } => code.clone(),
+            ApiError::Kube { reason, .. } => reason.clone(),
             ApiError::OAuth { code, .. } => format!("AADSTS{code}"),
         }
     }
@@ -139,6 +171,26 @@ impl ApiError {
                     error["details"] = details;
                 }
                 (status, json!({ "error": error }), Vec::new())
+            }
+            ApiError::Kube {
+                status,
+                reason,
+                message,
+                details,
+            } => {
+                let mut body = json!({
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Failure",
+                    "message": message,
+                    "reason": reason,
+                    "code": status.as_u16(),
+                });
+                if let Some(details) = details {
+                    body["details"] = details;
+                }
+                (status, body, Vec::new())
             }
             ApiError::OAuth {
                 status,

@@ -12,6 +12,7 @@ pub mod builtin_roles;
 pub mod entra;
 pub mod graph;
 pub mod http;
+pub mod kube;
 pub mod log;
 pub mod options;
 pub mod seed;

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::http::{Api, ApiError, Request};
 use crate::state::Store;
-use crate::{App, Options, admin, arm, auth, entra, graph, log, throttle, tls};
+use crate::{App, Options, admin, arm, auth, entra, graph, kube, log, throttle, tls};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -148,6 +148,7 @@ impl std::error::Error for Dropped {}
 fn api_of(segments: &[String]) -> Api {
     match segments.first().map(|s| s.to_ascii_lowercase()).as_deref() {
         Some("_sandbox") => Api::Admin,
+        Some("k8s") | Some("oidc") => Api::Kube,
         Some("v1.0") => Api::Graph,
         Some("subscriptions") | Some("providers") => Api::Arm,
         _ => Api::Entra,
@@ -251,6 +252,7 @@ async fn handle(app: Arc<App>, request: hyper::Request<Incoming>) -> Result<Resp
                 Api::Arm => arm::handle(&app, request).await,
                 Api::Graph => graph::handle(&app, request).await,
                 Api::Entra => entra::handle(&app, request).await,
+                Api::Kube => kube::handle(&app, request).await,
                 Api::Admin => admin::handle(&app, request).await,
             },
             Err(error) => Err(error),
@@ -436,7 +438,7 @@ fn finish(
         Api::Entra => {
             headers.insert("x-ms-request-id", id);
         }
-        Api::Admin => {}
+        Api::Kube | Api::Admin => {}
     }
     record(
         app,
@@ -472,6 +474,7 @@ fn record(
             Api::Arm => "arm",
             Api::Graph => "graph",
             Api::Entra => "entra",
+            Api::Kube => "kube",
             Api::Admin => "admin",
         },
         method: method.to_string(),
