@@ -5,3 +5,4 @@
 mod kube_server;
 
 mod contract;
+mod provider;

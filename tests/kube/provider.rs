@@ -1,0 +1,1 @@
+//! The Kubernetes provider against the real kube-apiserver. (Being written.)
