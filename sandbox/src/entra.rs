@@ -651,7 +651,12 @@ async fn fetch_json(app: &App, url: &str) -> Option<Value> {
     let response = app
         .http
         .get(url)
-        .header(header::ACCEPT, "application/json")
+        // kube-apiserver serves its JWKS as application/jwk-set+json and answers 406 to a request
+        // that accepts only application/json (seen against the real server in tests/kube).
+        .header(
+            header::ACCEPT,
+            "application/json, application/jwk-set+json;q=0.9, */*;q=0.8",
+        )
         .send()
         .await
         .ok()?;

@@ -5,4 +5,5 @@
 mod kube_server;
 
 mod contract;
+mod exchange;
 mod provider;
