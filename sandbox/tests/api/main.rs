@@ -8,5 +8,6 @@ mod entra;
 mod faults;
 mod graph;
 mod identities;
+mod malformed;
 mod persistence;
 mod resource_groups;
