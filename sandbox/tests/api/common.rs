@@ -122,15 +122,7 @@ impl Sandbox {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.expect("request is answered");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.unwrap_or_default();
-        Answer {
-            status,
-            headers,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        }
+        answer(request).await
     }
 
     pub async fn get(&self, path: &str) -> Answer {
@@ -226,5 +218,18 @@ pub fn assert_shape(actual: &Value, example: &Value, path: &str) {
             std::mem::discriminant(a),
             "{path}: expected the type of {e}, got {a}"
         ),
+    }
+}
+
+/// Sends a request and reads the answer (the body as JSON, Null when empty or not JSON).
+pub async fn answer(request: reqwest::RequestBuilder) -> Answer {
+    let response = request.send().await.expect("request is answered");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap_or_default();
+    Answer {
+        status,
+        headers,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     }
 }

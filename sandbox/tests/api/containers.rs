@@ -55,15 +55,7 @@ async fn send(
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let response = request.send().await.expect("answered");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await.unwrap_or_default();
-    Answer {
-        status,
-        headers,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
+    answer(request).await
 }
 
 /// Polls the operation until it leaves InProgress; returns the statuses seen.

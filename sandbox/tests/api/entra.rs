@@ -269,22 +269,13 @@ async fn post_form(sb: &Sandbox, path: &str, form: &[(&str, &str)]) -> Answer {
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form)
         .finish();
-    let response = sb
-        .client
-        .post(sb.url(path))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .expect("answered");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await.unwrap_or_default();
-    Answer {
-        status,
-        headers,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
+    answer(
+        sb.client
+            .post(sb.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body),
+    )
+    .await
 }
 
 async fn exchange(sb: &Sandbox, client_id: &str, assertion: &str, scope: &str) -> Answer {
