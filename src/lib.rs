@@ -10,4 +10,6 @@ pub mod commands;
 pub mod config;
 pub mod exit;
 pub mod graph;
+pub mod ownership;
+pub mod providers;
 pub mod render;
