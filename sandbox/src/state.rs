@@ -1,7 +1,7 @@
 //! Everything the emulated tenant holds, and its store: in memory, persisted atomically to a
 //! JSON file after each write. A file that is not ours, or is corrupt, is refused and left alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -86,6 +86,11 @@ pub struct State {
     /// Clients that may ask the token endpoint for a token with a secret.
     #[serde(default)]
     pub clients: Vec<ClientSecret>,
+    /// The Kubernetes clusters the sandbox emulates, by the id in their API base
+    /// `{base_url}/k8s/{id}`: the built-in standalone cluster `sandbox` and one per AKS managed
+    /// cluster (its issuer guid).
+    #[serde(default)]
+    pub kube_clusters: BTreeMap<String, KubeCluster>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,6 +193,55 @@ pub struct ManagedCluster {
     pub properties: Value,
 }
 
+/// One emulated Kubernetes API server (see `crate::kube`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KubeCluster {
+    /// The last segment of its API base `{base_url}/k8s/{id}`: `sandbox` for the standalone
+    /// cluster, the issuer guid for an AKS cluster.
+    pub id: String,
+    /// Lowercased ARM id of the AKS managed cluster it belongs to (`None`: standalone).
+    #[serde(default)]
+    pub aks_key: Option<String>,
+    pub created_ms: u64,
+    /// The service-account signing key (RSA 2048, PKCS#8 PEM), made on first use.
+    #[serde(default)]
+    pub signing_key_pem: Option<String>,
+    /// Static bearer tokens, as kube-apiserver's `--token-auth-file`: a `system:masters` admin
+    /// and a `reader` who may only get/list/watch namespaces and service accounts.
+    pub admin_token: String,
+    pub reader_token: String,
+    /// The cluster-wide resourceVersion counter (etcd's revision): the last one handed out.
+    pub resource_version: u64,
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, KubeObject>,
+    /// Service accounts by `namespace/name`.
+    #[serde(default)]
+    pub service_accounts: BTreeMap<String, KubeObject>,
+}
+
+/// A stored Kubernetes object: its JSON as served, without `metadata.managedFields`, which are
+/// kept apart as field sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KubeObject {
+    pub object: Value,
+    #[serde(default)]
+    pub managed_fields: Vec<ManagedFieldsEntry>,
+}
+
+/// One `metadata.managedFields` entry; `fields` are the paths of the fields it owns (field names
+/// from the root, e.g. `["metadata", "labels", "team"]`), rendered as FieldsV1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManagedFieldsEntry {
+    pub manager: String,
+    /// `Apply` or `Update`.
+    pub operation: String,
+    pub api_version: String,
+    pub time_ms: u64,
+    #[serde(default)]
+    pub subresource: Option<String>,
+    pub fields: BTreeSet<Vec<String>>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Operation {
     pub id: String,
@@ -274,7 +328,12 @@ impl State {
             applications: BTreeMap::new(),
             service_principals: BTreeMap::new(),
             clients: Vec::new(),
+            kube_clusters: BTreeMap::new(),
         };
+        let standalone = crate::kube::new_standalone_cluster();
+        state
+            .kube_clusters
+            .insert(standalone.id.clone(), standalone);
         let subscription_scope = format!("/subscriptions/{DEFAULT_SUBSCRIPTION}");
         for (client_id, name, role) in [
             (
@@ -361,6 +420,13 @@ impl State {
         fresh.tenant_id = self.tenant_id.clone();
         fresh.subscriptions = self.subscriptions.clone();
         fresh.clients = self.clients.clone();
+        // The standalone cluster keeps its tokens and signing key (kubeconfigs stay valid), not
+        // its objects.
+        if let Some(cluster) = self.kube_clusters.get(crate::kube::STANDALONE) {
+            fresh
+                .kube_clusters
+                .insert(cluster.id.clone(), crate::kube::emptied(cluster));
+        }
         fresh
     }
 

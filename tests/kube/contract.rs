@@ -514,3 +514,20 @@ async fn contract_holds_on_the_real_kube_apiserver() {
     };
     run(&target).await;
 }
+
+#[tokio::test]
+async fn contract_holds_on_the_sandbox_emulator() {
+    let sandbox = wiform_sandbox::start(wiform_sandbox::Options::default())
+        .await
+        .unwrap();
+    let cluster = wiform_sandbox::kube::standalone(&sandbox.app).unwrap();
+    let target = Target {
+        name: "sandbox",
+        server: cluster.server,
+        ca_pem: sandbox.ca_pem().to_string(),
+        admin_token: cluster.admin_token,
+        reader_token: cluster.reader_token,
+        issuer: cluster.issuer,
+    };
+    run(&target).await;
+}

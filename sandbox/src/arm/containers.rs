@@ -15,9 +15,10 @@
 //! `provisioningState` (the other documented pattern) converge too. While an operation runs, writes
 //! get 409 `OperationNotAllowed`.
 //!
-//! The OIDC issuer is `{base_url}/oidc/{tenant}/{cluster guid}/` (trailing slash, as AKS); serving
-//! its discovery document and JWKS belongs to the Kubernetes half of the sandbox (not built yet), as
-//! does the API server the kubeconfigs point at (`{base_url}/k8s/{cluster name}`).
+//! The OIDC issuer is `{base_url}/oidc/{tenant}/{cluster guid}/` (trailing slash, as AKS). Each
+//! cluster has an emulated Kubernetes API (`crate::kube`) at `{base_url}/k8s/{cluster guid}`, made
+//! with the cluster and removed with it: the kubeconfigs of `listClusterUserCredential` point there,
+//! and it serves the issuer's discovery document and JWKS.
 
 use axum::http::{HeaderValue, Method, StatusCode};
 use base64::Engine;
@@ -284,6 +285,7 @@ fn advance(state: &mut State, operation_id: &str) -> Option<Operation> {
         .is_some_and(|c| provisioning_state(c) == "Deleting");
     if deleting {
         state.managed_clusters.remove(&done.resource_key);
+        crate::kube::detach_aks(state, &done.resource_key);
     } else if let Some(cluster) = state.managed_clusters.get_mut(&done.resource_key) {
         set_provisioning_state(&mut cluster.properties, "Succeeded");
     }
@@ -676,6 +678,7 @@ fn build_properties(
     name: &str,
     cluster_key: &str,
     state: &str,
+    issuer_guid: &str,
 ) -> Result<Value, ApiError> {
     let old = existing.map(|c| &c.properties);
     let old_str = |field: &str| {
@@ -713,7 +716,7 @@ fn build_properties(
             .and_then(|p| p.pointer("/oidcIssuerProfile/issuerURL"))
             .and_then(Value::as_str)
             .map(String::from)
-            .unwrap_or_else(|| format!("{base_url}/oidc/{tenant}/{}/", uuid::Uuid::new_v4()));
+            .unwrap_or_else(|| format!("{base_url}/oidc/{tenant}/{issuer_guid}/"));
         oidc["issuerURL"] = json!(issuer);
     }
     props.insert("oidcIssuerProfile".into(), oidc);
@@ -873,6 +876,7 @@ fn put(
             }
         }
         let tenant = s.tenant_id.clone();
+        let guid = crate::kube::aks_guid(s, &k, existing.is_none());
         let state_name = if existing.is_some() {
             "Updating"
         } else {
@@ -888,6 +892,7 @@ fn put(
             name,
             &k,
             state_name,
+            &guid,
         )?;
         let cluster = ManagedCluster {
             id: existing
@@ -914,6 +919,7 @@ fn put(
         let operation = new_operation(&k, polls);
         s.operations.insert(operation.id.clone(), operation.clone());
         s.managed_clusters.insert(k.clone(), cluster.clone());
+        crate::kube::attach_aks(s, &k, &guid);
         Ok::<_, ApiError>((cluster, operation, existing.is_none(), tenant))
     })?;
     let mut response = json_response(
@@ -1046,9 +1052,9 @@ fn delete(
 /// `POST …/managedClusters/{name}/listClusterUserCredential` (and `…AdminCredential`):
 /// `CredentialResults` = `{"kubeconfigs":[{"name","value":<base64 kubeconfig>}]}` (spec example
 /// `ManagedClustersListClusterUserCredentials.json`; the names `clusterUser`/`clusterAdmin` are what
-/// the real service answers). The kubeconfig trusts the sandbox CA and points at
-/// `{base_url}/k8s/{cluster name}`, a placeholder until the sandbox's Kubernetes API exists; its
-/// token is a stable per-cluster placeholder too.
+/// the real service answers). The kubeconfig trusts the sandbox CA (`certificate-authority-data`)
+/// and points at the cluster's emulated Kubernetes API (`{base_url}/k8s/{cluster guid}`) with its
+/// admin token (the emulator's RBAC has no Entra users: both credentials act as cluster admin).
 fn credentials(
     app: &App,
     request: &Request,
@@ -1078,18 +1084,9 @@ fn credentials(
         .read(|s| s.managed_clusters.get(&key(&cluster_id)).cloned())
         .ok_or_else(|| not_found(resource_group, name))?;
     let user = format!("{kind}_{}_{}", cluster.resource_group, cluster.name);
-    let token = uuid::Uuid::new_v5(
-        &uuid::Uuid::NAMESPACE_OID,
-        format!("{}/{kind}", key(&cluster.id)).as_bytes(),
-    )
-    .simple()
-    .to_string();
-    let server = format!("{}/k8s/{}", app.base_url, cluster.name);
-    let kubeconfig = format!(
-        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    server: {server}\n  name: {cluster}\ncontexts:\n- context:\n    cluster: {cluster}\n    user: {user}\n  name: {cluster}\ncurrent-context: {cluster}\nkind: Config\npreferences: {{}}\nusers:\n- name: {user}\n  user:\n    token: {token}\n",
-        ca = STANDARD.encode(app.ca_pem.as_bytes()),
-        cluster = cluster.name,
-    );
+    let access = crate::kube::aks_access(app, &key(&cluster.id))?
+        .ok_or_else(|| not_found(resource_group, name))?;
+    let kubeconfig = access.kubeconfig(&cluster.name, &user, &access.admin_token);
     Ok(json_response(
         StatusCode::OK,
         &json!({ "kubeconfigs": [{ "name": kind, "value": STANDARD.encode(kubeconfig) }] }),
@@ -1113,6 +1110,7 @@ pub fn seed_cluster(
         "/subscriptions/{subscription}/resourcegroups/{resource_group}/providers/Microsoft.ContainerService/managedClusters/{name}"
     );
     let k = key(&cluster_id);
+    let guid = crate::kube::aks_guid(state, &k, !state.managed_clusters.contains_key(&k));
     let wanted = Wanted {
         location: location.to_string(),
         identity: None,
@@ -1133,10 +1131,11 @@ pub fn seed_cluster(
         name,
         &k,
         "Succeeded",
+        &guid,
     )
     .map_err(|e| format!("cluster {name}: {}", e.code()))?;
     state.managed_clusters.insert(
-        k,
+        k.clone(),
         ManagedCluster {
             id: cluster_id,
             name: name.to_string(),
@@ -1150,6 +1149,7 @@ pub fn seed_cluster(
             properties,
         },
     );
+    crate::kube::attach_aks(state, &k, &guid);
     Ok(())
 }
 
