@@ -12,6 +12,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
+use super::method_not_allowed;
 use crate::App;
 use crate::auth::scope_contains;
 use crate::builtin_roles::{BUILTIN_ROLES, BuiltinRole};
@@ -88,18 +89,6 @@ pub async fn handle(
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
 // ---------------------------------------------------------------------------------------------
-
-fn method_not_allowed(request: &Request) -> ApiError {
-    ApiError::arm(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
-        format!(
-            "The method '{}' is not allowed on '{}'.",
-            request.method,
-            request.path()
-        ),
-    )
-}
 
 fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
     ApiError::arm(StatusCode::BAD_REQUEST, code, message)

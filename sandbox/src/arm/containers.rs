@@ -25,6 +25,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
+use super::method_not_allowed;
 use crate::App;
 use crate::http::{
     Api, ApiError, ApiResult, Request, check_api_version, empty, json_response, page,
@@ -123,18 +124,6 @@ fn unknown_type(request: &Request) -> ApiError {
         "InvalidResourceType",
         format!(
             "The resource type could not be found for the path '{}'.",
-            request.path()
-        ),
-    )
-}
-
-fn method_not_allowed(request: &Request) -> ApiError {
-    ApiError::arm(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
-        format!(
-            "The method '{}' is not allowed on '{}'.",
-            request.method,
             request.path()
         ),
     )

@@ -67,6 +67,19 @@ fn not_found(request: &Request) -> ApiError {
     )
 }
 
+/// 405 for a method a resource does not support.
+pub fn method_not_allowed(request: &Request) -> ApiError {
+    ApiError::arm(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!(
+            "The method '{}' is not allowed on '{}'.",
+            request.method,
+            request.path()
+        ),
+    )
+}
+
 /// ARM answers for unknown subscriptions before anything else.
 pub fn check_subscription(app: &App, subscription: &str) -> Result<(), ApiError> {
     if app.store.read(|s| {

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use axum::http::{HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 
+use super::method_not_allowed;
 use crate::App;
 use crate::http::{
     Api, ApiError, ApiResult, Request, check_api_version, empty, json_response, page,
@@ -296,18 +297,6 @@ pub async fn handle(app: &App, request: Request) -> ApiResult {
             }
         }
     }
-}
-
-fn method_not_allowed(request: &Request) -> ApiError {
-    ApiError::arm(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
-        format!(
-            "The method '{}' is not allowed on '{}'.",
-            request.method,
-            request.path()
-        ),
-    )
 }
 
 /// `$filter=tagName eq 'k' and tagValue eq 'v'` (ResourceGroups_List).
