@@ -624,7 +624,11 @@ impl Assertion {
 
 /// Issued by Entra itself (or by the sandbox, the Entra of this world): AADSTS700222.
 fn entra_issued(app: &App, issuer: &str) -> bool {
-    if issuer.starts_with(&format!("{}/", app.base_url)) || issuer == app.base_url {
+    if let Some(path) = issuer.strip_prefix(&format!("{}/", app.base_url)) {
+        // The issuers of the sandbox's emulated clusters (`/oidc/…`, `/k8s/…`) are not Entra's.
+        return !(path.starts_with("oidc/") || path.starts_with("k8s/"));
+    }
+    if issuer == app.base_url {
         return true;
     }
     url::Url::parse(issuer)

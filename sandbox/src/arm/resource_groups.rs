@@ -336,7 +336,16 @@ fn delete(app: &App, request: &Request, subscription: &str, rg_id: &str) -> ApiR
             }
             s.federated_credentials
                 .retain(|k, _| !k.starts_with(&prefix));
-            s.managed_clusters.retain(|k, _| !k.starts_with(&prefix));
+            let clusters: Vec<String> = s
+                .managed_clusters
+                .keys()
+                .filter(|k| k.starts_with(&prefix))
+                .cloned()
+                .collect();
+            for cluster in clusters {
+                s.managed_clusters.remove(&cluster);
+                crate::kube::detach_aks(s, &cluster);
+            }
             s.role_assignments.retain(|_, a| {
                 !(key(&a.scope) == key(rg_id) || key(&a.scope).starts_with(&prefix))
             });

@@ -8,6 +8,7 @@ mod entra;
 mod faults;
 mod graph;
 mod identities;
+mod kube;
 mod malformed;
 mod persistence;
 mod resource_groups;
