@@ -446,20 +446,26 @@ fn list_resource_group(
     Ok(page(request, items, app.options.page_size, Api::Arm))
 }
 
-/// `GET …/locations/{location}/operations/{id}`: the `Azure-AsyncOperation` status resource
-/// (common-types `OperationStatusResult`: `name`, `status`, `startTime`, `endTime`, `error`).
-fn operation_status(app: &App, request: &Request) -> ApiResult {
+/// The operation id of `GET …/locations/{location}/operations[results]/{id}`, once the method
+/// and the caller's right to read operations are checked.
+fn operation_id(app: &App, request: &Request) -> Result<String, ApiError> {
     if request.method != Method::GET {
         return Err(method_not_allowed(request));
     }
-    let subscription = request.segments[1].clone();
-    let id = request.segments[7].clone();
+    let subscription = &request.segments[1];
     super::require(
         app,
         request,
         "Microsoft.ContainerService/locations/operations/read",
         &format!("/subscriptions/{subscription}"),
     )?;
+    Ok(request.segments[7].clone())
+}
+
+/// `GET …/locations/{location}/operations/{id}`: the `Azure-AsyncOperation` status resource
+/// (common-types `OperationStatusResult`: `name`, `status`, `startTime`, `endTime`, `error`).
+fn operation_status(app: &App, request: &Request) -> ApiResult {
+    let id = operation_id(app, request)?;
     let operation = app
         .store
         .write(|s| advance(s, &id).ok_or_else(|| operation_not_found(&id)))?;
@@ -480,17 +486,7 @@ fn operation_status(app: &App, request: &Request) -> ApiResult {
 /// `GET …/locations/{location}/operationresults/{id}`: the `Location` resource (202 while running;
 /// when done 200 with the cluster, or 204 after a delete).
 fn operation_result(app: &App, request: &Request) -> ApiResult {
-    if request.method != Method::GET {
-        return Err(method_not_allowed(request));
-    }
-    let subscription = request.segments[1].clone();
-    let id = request.segments[7].clone();
-    super::require(
-        app,
-        request,
-        "Microsoft.ContainerService/locations/operations/read",
-        &format!("/subscriptions/{subscription}"),
-    )?;
+    let id = operation_id(app, request)?;
     let (operation, cluster, tenant) = app.store.write(|s| {
         let operation = advance(s, &id).ok_or_else(|| operation_not_found(&id))?;
         let cluster = s.managed_clusters.get(&operation.resource_key).cloned();

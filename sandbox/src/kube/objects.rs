@@ -240,27 +240,11 @@ fn check_schema(
                 true
             }
             (Shape::StringList, Value::Array(items)) => {
-                for (i, v) in items.iter().enumerate() {
-                    if !v.is_string() {
-                        errors.push(SchemaError::Type {
-                            path: format!("{here}[{i}]"),
-                            expected: "string",
-                            got: v.clone(),
-                        });
-                    }
-                }
+                check_items(items, &here, Value::is_string, "string", errors);
                 true
             }
             (Shape::ObjectList, Value::Array(items)) => {
-                for (i, v) in items.iter().enumerate() {
-                    if !v.is_object() {
-                        errors.push(SchemaError::Type {
-                            path: format!("{here}[{i}]"),
-                            expected: "map",
-                            got: v.clone(),
-                        });
-                    }
-                }
+                check_items(items, &here, Value::is_object, "map", errors);
                 true
             }
             (Shape::Object(inner), Value::Object(map)) => {
@@ -1529,6 +1513,25 @@ fn delete(call: &Call<'_>, kind: Kind, namespace: &str, name: &str) -> ApiResult
         }
     })?;
     Ok(json_response(StatusCode::OK, &render(&gone, true)))
+}
+
+/// One type error per list item that is not of the expected kind.
+fn check_items(
+    items: &[Value],
+    here: &str,
+    is: fn(&Value) -> bool,
+    expected: &'static str,
+    errors: &mut Vec<SchemaError>,
+) {
+    for (i, v) in items.iter().enumerate() {
+        if !is(v) {
+            errors.push(SchemaError::Type {
+                path: format!("{here}[{i}]"),
+                expected,
+                got: v.clone(),
+            });
+        }
+    }
 }
 
 #[cfg(test)]
