@@ -1,4 +1,5 @@
-//! Providers: the code that talks to the outside world (Kubernetes now; ARM and Microsoft Graph
-//! later). Each one exposes a small trait the engine uses without knowing HTTP.
+//! Providers: the code that talks to the outside world (Azure: ARM and Microsoft Graph;
+//! Kubernetes). Each one exposes a small trait the engine uses without knowing HTTP.
 
+pub mod azure;
 pub mod kube;

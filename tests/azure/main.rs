@@ -1,0 +1,7 @@
+//! The Azure provider against the sandbox: real HTTPS, azure_identity credentials, the same
+//! code that talks to Azure.
+
+mod support;
+
+mod client;
+mod credential;
