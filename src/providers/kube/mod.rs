@@ -29,15 +29,7 @@ pub use live::{
 };
 pub use token::{IssuerDiscovery, ServiceAccountToken, check_issuer};
 
-/// What a delete did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deletion {
-    /// The server accepted the delete (a namespace then terminates in the background).
-    Deleted,
-    /// There was nothing to delete: the object was gone already (or, for a namespace,
-    /// already terminating).
-    AlreadyGone,
-}
+pub use super::Deletion;
 
 /// One cluster, as the engine (plan, apply, verify) uses it. Every call is idempotent: applying
 /// what is already there changes nothing, deleting what is gone is `Ok`.
