@@ -370,6 +370,8 @@ enum Attempt {
     Done(Response),
     Failed(ApiFailure, HeaderMap),
     Lost(String),
+    /// The credential gave no token (already retried by azure_identity where that helps).
+    NoToken(String),
 }
 
 impl AzureClient {
@@ -532,6 +534,22 @@ impl AzureClient {
         )
     }
 
+    /// Holds a permit of the namespace (when it has a limit) and one of the overall limit.
+    async fn permits(
+        &self,
+        namespace: &str,
+    ) -> (
+        Option<tokio::sync::OwnedSemaphorePermit>,
+        Option<tokio::sync::SemaphorePermit<'_>>,
+    ) {
+        let namespace_permit = match self.namespace_semaphore(namespace) {
+            Some(semaphore) => semaphore.acquire_owned().await.ok(),
+            None => None,
+        };
+        let permit = self.inner.permits.acquire().await.ok();
+        (namespace_permit, permit)
+    }
+
     /// Sends a request; any answer other than 2xx is an error (after the retries it deserves).
     pub async fn send(&self, request: &Request) -> Result<Response, AzureError> {
         self.send_accepting(request, &[]).await
@@ -565,6 +583,12 @@ impl AzureClient {
             let outcome = self.attempt(request, &url, accept).await;
             let (failure, headers) = match outcome {
                 Attempt::Done(response) => return Ok(response),
+                Attempt::NoToken(message) => {
+                    return Err(AzureError::new(
+                        request.describe(),
+                        AzureErrorKind::Credential { message },
+                    ));
+                }
                 Attempt::Lost(message) => {
                     plain_retries += 1;
                     if plain_retries >= policy.max_attempts
@@ -681,41 +705,58 @@ impl AzureClient {
             Service::Arm => subscription_of(url.path()).map(|s| (s, OpClass::of(&request.method))),
             Service::Graph => None,
         };
+        // Pacing is decided once this request holds its permits, so that it sees the answers
+        // of every request sent before it (with many queued, deciding earlier would let a
+        // whole queue through on an estimate that is already stale).
+        let namespace = namespace_of(request.service, url.path());
+        let mut permits = self.permits(&namespace).await;
         if let Some((subscription, class)) = &pacing {
-            let delay = self
-                .inner
-                .limiter
-                .reserve(subscription, *class, Instant::now());
-            if !delay.is_zero() {
+            loop {
+                let slot = self
+                    .inner
+                    .limiter
+                    .reserve(subscription, *class, Instant::now());
+                if slot.wait.is_zero() {
+                    break;
+                }
                 tracing::debug!(
                     "pacing {} {}: {:.2} s to stay under ARM's request limits",
                     request.method,
                     url,
-                    delay.as_secs_f64()
+                    slot.wait.as_secs_f64()
                 );
-                tokio::time::sleep(delay).await;
+                drop(permits);
+                tokio::time::sleep(slot.wait).await;
+                permits = self.permits(&namespace).await;
+                if self.inner.limiter.still_valid(subscription, *class, slot) {
+                    break;
+                }
+                // A 429 came while this request waited: its slot was planned on a wrong
+                // estimate, so it queues again.
+                self.inner
+                    .limiter
+                    .abandoned(subscription, *class, Instant::now());
             }
         }
-        let namespace = namespace_of(request.service, url.path());
-        let namespace_permit = match self.namespace_semaphore(&namespace) {
-            Some(semaphore) => semaphore.acquire_owned().await.ok(),
-            None => None,
-        };
-        let permit = self.inner.permits.acquire().await.ok();
 
         let outcome = self.exchange(request, url, accept).await;
 
-        drop(permit);
-        drop(namespace_permit);
+        drop(permits);
         if let Some((subscription, class)) = &pacing {
             let now = Instant::now();
             match &outcome {
-                Attempt::Lost(_) => self.inner.limiter.abandoned(subscription, *class, now),
+                Attempt::Lost(_) | Attempt::NoToken(_) => {
+                    self.inner.limiter.abandoned(subscription, *class, now)
+                }
                 Attempt::Done(Response { headers, .. }) | Attempt::Failed(_, headers) => {
+                    // A 429 was not counted against the bucket: its header says nothing
+                    // about the refill, only that the bucket is empty (handled below).
+                    let throttled = matches!(&outcome, Attempt::Failed(f, _) if f.status == 429);
                     let remaining = headers
                         .get(class.header())
                         .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<f64>().ok());
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .filter(|_| !throttled);
                     self.inner
                         .limiter
                         .answered(subscription, *class, remaining, now);
@@ -741,19 +782,7 @@ impl AzureClient {
             .await
         {
             Ok(token) => token,
-            Err(e) => {
-                return Attempt::Failed(
-                    ApiFailure {
-                        status: 401,
-                        code: "CredentialUnavailable".into(),
-                        message: credential_message(&e),
-                        target: None,
-                        details: Vec::new(),
-                        request_id: None,
-                    },
-                    HeaderMap::new(),
-                );
-            }
+            Err(e) => return Attempt::NoToken(credential_message(&e)),
         };
         let mut builder = self
             .inner

@@ -59,7 +59,8 @@ const HINT: &str = "set AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT
 
 /// The Azure Instance Metadata Service token endpoint. Without a `Metadata: true` header it
 /// answers 400 ("Azure Instance Metadata Service", error handling), which tells it apart from
-/// the metadata services of other clouds and from proxies on the same address.
+/// the metadata services of other clouds and from proxies on the same address (see
+/// [`is_azure_imds`]).
 const IMDS_TOKEN_URL: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
 /// How long the chain waits for IMDS to answer: off Azure nothing answers, and azure_identity's
 /// IMDS credential retries for up to 72 s.
@@ -114,7 +115,10 @@ impl FromStr for AuthMethod {
             .find(|m| m.name().eq_ignore_ascii_case(text.trim()))
             .ok_or_else(|| {
                 let names: Vec<&str> = AuthMethod::ALL.iter().map(|m| m.name()).collect();
-                format!("unknown auth method `{text}`; expected one of {}", names.join(", "))
+                format!(
+                    "unknown auth method `{text}`; expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -195,11 +199,11 @@ pub struct CredentialSettings {
 impl CredentialSettings {
     /// The tenant to authenticate in: `AZURE_TENANT_ID`, else the configured one.
     fn tenant(&self) -> Option<&str> {
-        self.env
-            .tenant_id
-            .as_deref()
-            .or(Some(self.tenant_id.trim()))
-            .filter(|t| !t.is_empty())
+        [self.env.tenant_id.as_deref(), Some(self.tenant_id.as_str())]
+            .into_iter()
+            .flatten()
+            .map(str::trim)
+            .find(|t| !t.is_empty())
     }
 }
 
@@ -310,41 +314,35 @@ fn no_credential_worked(attempts: &[Attempt]) -> String {
 pub fn credential(
     settings: &CredentialSettings,
 ) -> Result<Arc<dyn TokenCredential>, CredentialError> {
-    let az = find_on_path("az", settings.env.path.as_deref());
-    let steps = plan(settings, az.is_some())?;
+    let az_found = find_on_path("az", settings.env.path.as_deref()).is_some();
     let http = HttpClients::new(settings.endpoints.extra_ca_pem.as_deref())?;
-    let explicit = settings.method != AuthMethod::Auto;
-    let mut chain = Vec::with_capacity(steps.len());
-    for step in steps {
-        match step {
-            Step::Skip(attempt) => chain.push(ChainStep::NotUsable(attempt)),
-            Step::Use(source) => match build(source, settings, &http, explicit) {
-                Ok(candidate) => chain.push(ChainStep::Ready(candidate)),
-                Err(message) if explicit => {
-                    return Err(CredentialError::Setup {
-                        credential: source,
-                        message,
-                    });
-                }
+    if let Some(source) = named_source(settings, az_found)? {
+        let candidate =
+            build(source, settings, &http, false).map_err(|message| CredentialError::Setup {
+                credential: source,
+                message,
+            })?;
+        debug!("using credential: {}", candidate.describe());
+        return Ok(candidate.credential);
+    }
+    let steps: Vec<ChainStep> = auto_plan(settings, az_found)
+        .into_iter()
+        .map(|step| match step {
+            Step::Skip(attempt) => ChainStep::NotUsable(attempt),
+            Step::Use(source) => match build(source, settings, &http, true) {
+                Ok(candidate) => ChainStep::Ready(candidate),
                 Err(message) => {
                     debug!("credential {source} cannot be set up: {message}");
-                    chain.push(ChainStep::NotUsable(Attempt {
+                    ChainStep::NotUsable(Attempt {
                         source,
                         outcome: Outcome::Failed(message),
-                    }));
+                    })
                 }
             },
-        }
-    }
-    if explicit {
-        if let Some(ChainStep::Ready(candidate)) = chain.pop() {
-            debug!("using credential: {}", candidate.describe());
-            return Ok(candidate.credential);
-        }
-        unreachable!("plan() gives an explicit method one step, or an error");
-    }
-    if !chain.iter().any(|s| matches!(s, ChainStep::Ready(_))) {
-        let attempts = chain
+        })
+        .collect();
+    if !steps.iter().any(|s| matches!(s, ChainStep::Ready(_))) {
+        let attempts = steps
             .into_iter()
             .filter_map(|s| match s {
                 ChainStep::NotUsable(attempt) => Some(attempt),
@@ -354,7 +352,7 @@ pub fn credential(
         return Err(CredentialError::NoCredentialWorked { attempts });
     }
     Ok(Arc::new(Chain {
-        steps: chain,
+        steps,
         chosen: OnceLock::new(),
     }))
 }
@@ -392,7 +390,10 @@ fn missing_for(source: Source, settings: &CredentialSettings) -> Vec<String> {
         }
         Source::WorkloadIdentity => {
             need(env.client_id.is_some(), AZURE_CLIENT_ID);
-            need(env.federated_token_file.is_some(), AZURE_FEDERATED_TOKEN_FILE);
+            need(
+                env.federated_token_file.is_some(),
+                AZURE_FEDERATED_TOKEN_FILE,
+            );
         }
         Source::ManagedIdentity | Source::AzureCli => {}
     }
@@ -409,71 +410,79 @@ fn missing_for(source: Source, settings: &CredentialSettings) -> Vec<String> {
     missing
 }
 
-fn plan(settings: &CredentialSettings, az_found: bool) -> Result<Vec<Step>, CredentialError> {
+/// The one credential `--auth` names (`None` for `auto`: the chain), or what it lacks.
+fn named_source(
+    settings: &CredentialSettings,
+    az_found: bool,
+) -> Result<Option<Source>, CredentialError> {
     let env = &settings.env;
     let missing_error = |missing: Vec<String>| CredentialError::MissingEnvironment {
         method: settings.method,
         missing,
     };
-    let single = |source: Source| {
+    let complete = |source: Source| {
         let missing = missing_for(source, settings);
         if missing.is_empty() {
-            Ok(vec![Step::Use(source)])
+            Ok(Some(source))
         } else {
             Err(missing_error(missing))
         }
     };
     match settings.method {
-        AuthMethod::Environment => {
-            if env.client_secret.is_some() {
-                single(Source::ClientSecret)
-            } else if env.client_certificate_path.is_some() {
-                single(Source::ClientCertificate)
-            } else {
-                let mut missing = Vec::new();
-                if env.client_id.is_none() {
-                    missing.push(AZURE_CLIENT_ID.to_string());
-                }
-                missing.push(format!(
-                    "{AZURE_CLIENT_SECRET} or {AZURE_CLIENT_CERTIFICATE_PATH}"
-                ));
-                Err(missing_error(missing))
-            }
+        AuthMethod::Environment if env.client_secret.is_some() => complete(Source::ClientSecret),
+        AuthMethod::Environment if env.client_certificate_path.is_some() => {
+            complete(Source::ClientCertificate)
         }
-        AuthMethod::WorkloadIdentity => single(Source::WorkloadIdentity),
-        AuthMethod::ManagedIdentity => Ok(vec![Step::Use(Source::ManagedIdentity)]),
-        AuthMethod::AzureCli if az_found => Ok(vec![Step::Use(Source::AzureCli)]),
+        AuthMethod::Environment => {
+            let mut missing = Vec::new();
+            if env.client_id.is_none() {
+                missing.push(AZURE_CLIENT_ID.to_string());
+            }
+            missing.push(format!(
+                "{AZURE_CLIENT_SECRET} or {AZURE_CLIENT_CERTIFICATE_PATH}"
+            ));
+            Err(missing_error(missing))
+        }
+        AuthMethod::WorkloadIdentity => complete(Source::WorkloadIdentity),
+        AuthMethod::ManagedIdentity => Ok(Some(Source::ManagedIdentity)),
+        AuthMethod::AzureCli if az_found => Ok(Some(Source::AzureCli)),
         AuthMethod::AzureCli => Err(CredentialError::AzureCliNotFound),
-        AuthMethod::Auto => Ok(Source::CHAIN
-            .into_iter()
-            .map(|source| {
-                let skip = |why: String| {
-                    Step::Skip(Attempt {
-                        source,
-                        outcome: Outcome::Skipped(why),
-                    })
-                };
-                match source {
-                    // One environment credential at most, the secret first (as EnvironmentCredential
-                    // does in the other Azure SDKs).
-                    Source::ClientCertificate
-                        if env.client_secret.is_some() && env.client_id.is_some() =>
-                    {
-                        skip(format!("{AZURE_CLIENT_SECRET} is set and is used instead"))
-                    }
-                    Source::AzureCli if !az_found => skip("`az` not found on PATH".into()),
-                    _ => {
-                        let missing = missing_for(source, settings);
-                        if missing.is_empty() {
-                            Step::Use(source)
-                        } else {
-                            skip(format!("{} not set", missing.join(", ")))
-                        }
+        AuthMethod::Auto => Ok(None),
+    }
+}
+
+/// The chain, in order: each candidate to build, or skipped and why.
+fn auto_plan(settings: &CredentialSettings, az_found: bool) -> Vec<Step> {
+    let env = &settings.env;
+    Source::CHAIN
+        .into_iter()
+        .map(|source| {
+            let skip = |why: String| {
+                Step::Skip(Attempt {
+                    source,
+                    outcome: Outcome::Skipped(why),
+                })
+            };
+            match source {
+                // One environment credential at most, the secret first (as EnvironmentCredential
+                // does in the other Azure SDKs).
+                Source::ClientCertificate
+                    if env.client_secret.is_some() && env.client_id.is_some() =>
+                {
+                    skip(format!("{AZURE_CLIENT_SECRET} is set and is used instead"))
+                }
+                Source::AzureCli if !az_found => skip("`az` not found on PATH".into()),
+                _ => {
+                    let missing = missing_for(source, settings);
+                    if missing.is_empty() {
+                        Step::Use(source)
+                    } else {
+                        skip(format!("{} not set", missing.join(", ")))
                     }
                 }
-            })
-            .collect()),
-    }
+            }
+        })
+        .collect()
 }
 
 /// The first `name` in the directories of `path`.
@@ -585,7 +594,7 @@ fn build(
     source: Source,
     settings: &CredentialSettings,
     http: &HttpClients,
-    explicit: bool,
+    in_chain: bool,
 ) -> Result<Candidate, String> {
     let env = &settings.env;
     let tenant = settings.tenant().map(str::to_string);
@@ -621,7 +630,6 @@ fn build(
                 Some(ClientCertificateCredentialOptions {
                     client_options: http.entra_options(&settings.endpoints),
                     password,
-                    ..Default::default()
                 }),
             )
             .map_err(|e| format!("certificate {path}: {e}"))?;
@@ -631,26 +639,26 @@ fn build(
             let client_id = required(&env.client_id)?;
             // Everything passed explicitly: azure_identity would otherwise read the process
             // environment, not the snapshot.
-            let credential = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-                credential_options: ClientAssertionCredentialOptions {
-                    client_options: http.entra_options(&settings.endpoints),
-                },
-                client_id: Some(client_id.clone()),
-                tenant_id: Some(required(&tenant)?),
-                token_file_path: Some(PathBuf::from(required(&env.federated_token_file)?)),
-                ..Default::default()
-            }))
-            .map_err(describe_error)?;
+            let credential =
+                WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                    credential_options: ClientAssertionCredentialOptions {
+                        client_options: http.entra_options(&settings.endpoints),
+                    },
+                    client_id: Some(client_id.clone()),
+                    tenant_id: Some(required(&tenant)?),
+                    token_file_path: Some(PathBuf::from(required(&env.federated_token_file)?)),
+                }))
+                .map_err(describe_error)?;
             (Some(client_id), credential)
         }
         Source::ManagedIdentity => {
             // AZURE_CLIENT_ID names a user-assigned identity, as in the other Azure SDKs.
-            let credential = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
-                user_assigned_id: env.client_id.clone().map(UserAssignedId::ClientId),
-                client_options: http.local_options(),
-                ..Default::default()
-            }))
-            .map_err(describe_error)?;
+            let credential =
+                ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                    user_assigned_id: env.client_id.clone().map(UserAssignedId::ClientId),
+                    client_options: http.local_options(),
+                }))
+                .map_err(describe_error)?;
             (env.client_id.clone(), credential)
         }
         Source::AzureCli => {
@@ -669,12 +677,11 @@ fn build(
     // An explicit `--auth managed-identity` waits as long as azure_identity does; only the
     // chain probes, and only when no endpoint variable says where the identity is.
     let no_endpoint = env.identity_endpoint.is_none() && env.msi_endpoint.is_none();
-    let imds_probe = (source == Source::ManagedIdentity && !explicit && no_endpoint).then(|| {
-        ImdsProbe {
+    let imds_probe =
+        (source == Source::ManagedIdentity && in_chain && no_endpoint).then(|| ImdsProbe {
             client: http.local.clone(),
             answer: tokio::sync::OnceCell::new(),
-        }
-    });
+        });
     Ok(Candidate {
         source,
         client_id,
@@ -796,8 +803,8 @@ impl TokenCredential for Cached {
         let key: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         // Held across the fetch: concurrent callers wait for one `az` run.
         let mut tokens = self.tokens.lock().await;
-        let fresh_until =
-            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::seconds(REFRESH_MARGIN_S);
+        let fresh_until = azure_core::time::OffsetDateTime::now_utc()
+            + azure_core::time::Duration::seconds(REFRESH_MARGIN_S);
         if let Some(token) = tokens.get(&key).filter(|t| t.expires_on > fresh_until) {
             return Ok(token.clone());
         }
@@ -817,29 +824,39 @@ impl ImdsProbe {
     async fn check(&self) -> Result<(), String> {
         self.answer
             .get_or_init(|| async {
+                let unset = format!("{IDENTITY_ENDPOINT} and {MSI_ENDPOINT} not set, and");
                 let request = self.client.get(IMDS_TOKEN_URL).send();
-                let seconds = IMDS_PROBE_TIMEOUT.as_secs_f32();
                 match tokio::time::timeout(IMDS_PROBE_TIMEOUT, request).await {
-                    Ok(Ok(answer)) if answer.status() == reqwest::StatusCode::BAD_REQUEST => Ok(()),
+                    Ok(Ok(answer)) if is_azure_imds(&answer) => Ok(()),
                     Ok(Ok(answer)) => Err(format!(
-                        "{IDENTITY_ENDPOINT} and {MSI_ENDPOINT} not set, and 169.254.169.254 \
-                         answered HTTP {} where Azure's IMDS answers 400: not an Azure VM",
+                        "{unset} 169.254.169.254 answered HTTP {} where Azure's IMDS answers \
+                         400: not an Azure VM",
                         answer.status().as_u16()
                     )),
                     Ok(Err(_)) => Err(format!(
-                        "{IDENTITY_ENDPOINT} and {MSI_ENDPOINT} not set, and IMDS \
-                         (169.254.169.254) is unreachable: not an Azure VM"
+                        "{unset} IMDS (169.254.169.254) is unreachable: not an Azure VM"
                     )),
                     Err(_) => Err(format!(
-                        "{IDENTITY_ENDPOINT} and {MSI_ENDPOINT} not set, and IMDS \
-                         (169.254.169.254) did not answer within {seconds} s: not an Azure VM \
-                         (on one, use --auth managed-identity)"
+                        "{unset} IMDS (169.254.169.254) did not answer within {} s: not an \
+                         Azure VM (on one, use --auth managed-identity)",
+                        IMDS_PROBE_TIMEOUT.as_secs_f32()
                     )),
                 }
             })
             .await
             .clone()
     }
+}
+
+/// Azure's IMDS refuses a request without `Metadata: true` with 400, and names itself in
+/// `Server: IMDS/…` (the probe MSAL.NET's `ImdsCredentialProbeManager` does the same way).
+fn is_azure_imds(answer: &reqwest::Response) -> bool {
+    let server = answer
+        .headers()
+        .get(reqwest::header::SERVER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    answer.status() == reqwest::StatusCode::BAD_REQUEST || server.starts_with("IMDS/")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -910,7 +927,11 @@ impl TokenCredential for Chain {
                 attempts.push(failed(why));
                 continue;
             }
-            match candidate.credential.get_token(scopes, options.clone()).await {
+            match candidate
+                .credential
+                .get_token(scopes, options.clone())
+                .await
+            {
                 Ok(token) => {
                     if self.chosen.set(index).is_ok() {
                         debug!("using credential: {}", candidate.describe());
@@ -969,9 +990,8 @@ mod tests {
     }
 
     /// The plan as (source, used?) pairs, with the skip reasons.
-    fn auto_plan(env: Environment, az: bool) -> Vec<(Source, Result<(), String>)> {
-        plan(&settings(AuthMethod::Auto, env), az)
-            .unwrap()
+    fn planned(env: Environment, az: bool) -> Vec<(Source, Result<(), String>)> {
+        auto_plan(&settings(AuthMethod::Auto, env), az)
             .into_iter()
             .map(|step| match step {
                 Step::Use(source) => (source, Ok(())),
@@ -993,7 +1013,7 @@ mod tests {
 
     #[test]
     fn an_empty_environment_leaves_managed_identity_and_the_cli() {
-        let plan = auto_plan(Environment::default(), true);
+        let plan = planned(Environment::default(), true);
         assert_eq!(plan.len(), 5);
         assert_eq!(used(&plan), [Source::ManagedIdentity, Source::AzureCli]);
         assert_eq!(
@@ -1004,13 +1024,13 @@ mod tests {
             plan[2].1,
             Err("AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE not set".into())
         );
-        let without_az = auto_plan(Environment::default(), false);
+        let without_az = planned(Environment::default(), false);
         assert_eq!(without_az[4].1, Err("`az` not found on PATH".into()));
     }
 
     #[test]
     fn a_secret_comes_first_and_shadows_a_certificate() {
-        let plan = auto_plan(
+        let plan = planned(
             env(&[
                 ("AZURE_CLIENT_ID", CLIENT),
                 ("AZURE_CLIENT_SECRET", SECRET),
@@ -1035,7 +1055,7 @@ mod tests {
 
     #[test]
     fn a_certificate_or_a_token_file_needs_a_client_id() {
-        let plan = auto_plan(
+        let plan = planned(
             env(&[
                 ("AZURE_CLIENT_CERTIFICATE_PATH", "/tmp/cert.pem"),
                 ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token"),
@@ -1055,37 +1075,49 @@ mod tests {
         ];
         let mut no_tenant = settings(AuthMethod::WorkloadIdentity, env(&workload));
         no_tenant.tenant_id = String::new();
-        let error = plan(&no_tenant, false).unwrap_err();
+        let error = named_source(&no_tenant, false).unwrap_err();
         assert!(error.to_string().contains("AZURE_TENANT_ID"), "{error}");
         let mut from_env = workload.to_vec();
         from_env.push(("AZURE_TENANT_ID", "dddddddd-0000-4000-8000-000000000001"));
         no_tenant.env = env(&from_env);
         assert_eq!(
-            plan(&no_tenant, false).unwrap(),
-            [Step::Use(Source::WorkloadIdentity)]
+            named_source(&no_tenant, false).unwrap(),
+            Some(Source::WorkloadIdentity)
         );
-        assert_eq!(no_tenant.tenant(), Some("dddddddd-0000-4000-8000-000000000001"));
+        assert_eq!(
+            no_tenant.tenant(),
+            Some("dddddddd-0000-4000-8000-000000000001")
+        );
         let configured = settings(AuthMethod::Auto, env(&from_env));
         assert_eq!(
             configured.tenant(),
             Some("dddddddd-0000-4000-8000-000000000001"),
             "AZURE_TENANT_ID wins over the config"
         );
-        assert_eq!(settings(AuthMethod::Auto, Environment::default()).tenant(), Some(TENANT));
+        assert_eq!(
+            settings(AuthMethod::Auto, Environment::default()).tenant(),
+            Some(TENANT)
+        );
     }
 
     #[test]
     fn explicit_methods_name_what_they_miss() {
-        let error = plan(&settings(AuthMethod::Environment, Environment::default()), true)
-            .unwrap_err()
-            .to_string();
+        let error = named_source(
+            &settings(AuthMethod::Environment, Environment::default()),
+            true,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("--auth environment"), "{error}");
         assert!(
             error.contains("AZURE_CLIENT_ID, AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH"),
             "{error}"
         );
-        let error = plan(
-            &settings(AuthMethod::Environment, env(&[("AZURE_CLIENT_SECRET", SECRET)])),
+        let error = named_source(
+            &settings(
+                AuthMethod::Environment,
+                env(&[("AZURE_CLIENT_SECRET", SECRET)]),
+            ),
             true,
         )
         .unwrap_err()
@@ -1093,12 +1125,23 @@ mod tests {
         assert!(error.contains("needs AZURE_CLIENT_ID (not set)"), "{error}");
         assert!(!error.contains(SECRET));
         assert!(matches!(
-            plan(&settings(AuthMethod::AzureCli, Environment::default()), false),
+            named_source(
+                &settings(AuthMethod::AzureCli, Environment::default()),
+                false
+            ),
             Err(CredentialError::AzureCliNotFound)
         ));
         assert_eq!(
-            plan(&settings(AuthMethod::ManagedIdentity, Environment::default()), false).unwrap(),
-            [Step::Use(Source::ManagedIdentity)]
+            named_source(
+                &settings(AuthMethod::ManagedIdentity, Environment::default()),
+                false
+            )
+            .unwrap(),
+            Some(Source::ManagedIdentity)
+        );
+        assert_eq!(
+            named_source(&settings(AuthMethod::Auto, Environment::default()), false).unwrap(),
+            None
         );
     }
 
@@ -1118,14 +1161,20 @@ mod tests {
         ]);
         let shown = format!("{environment:?}");
         assert!(!shown.contains(SECRET), "{shown}");
-        assert!(shown.contains("<redacted>") && shown.contains(CLIENT), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains(CLIENT),
+            "{shown}"
+        );
         let settings = settings(AuthMethod::Auto, environment);
         let shown = format!("{settings:?} {settings:#?}");
         assert!(!shown.contains(SECRET), "{shown}");
         let chain = credential(&settings).unwrap();
         let shown = format!("{chain:?} {chain:#?}");
         assert!(!shown.contains(SECRET), "{shown}");
-        assert!(shown.contains("environment (client secret) for client"), "{shown}");
+        assert!(
+            shown.contains("environment (client secret) for client"),
+            "{shown}"
+        );
         let explicit = credential(&CredentialSettings {
             method: AuthMethod::Environment,
             ..settings
@@ -1140,7 +1189,12 @@ mod tests {
             assert_eq!(method.name().parse::<AuthMethod>(), Ok(method));
         }
         assert_eq!("Azure-CLI".parse(), Ok(AuthMethod::AzureCli));
-        assert!("msi".parse::<AuthMethod>().unwrap_err().contains("managed-identity"));
+        assert!(
+            "msi"
+                .parse::<AuthMethod>()
+                .unwrap_err()
+                .contains("managed-identity")
+        );
     }
 
     #[cfg(unix)]
@@ -1242,7 +1296,10 @@ mod tests {
             ),
             "{error}"
         );
-        assert!(error.to_string().contains("/nonexistent/cert.pem"), "{error}");
+        assert!(
+            error.to_string().contains("/nonexistent/cert.pem"),
+            "{error}"
+        );
         // The chain keeps going with what is left.
         credential(&settings(AuthMethod::Auto, env)).unwrap();
     }
@@ -1291,6 +1348,82 @@ mod tests {
         cached.get_token(&["a/.default"], None).await.unwrap();
         cached.get_token(&["a/.default"], None).await.unwrap();
         assert_eq!(short.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// Fails every time, counting.
+    #[derive(Debug, Default)]
+    struct Refusing {
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl TokenCredential for Refusing {
+        async fn get_token(
+            &self,
+            _: &[&str],
+            _: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(azure_core::Error::with_message(
+                ErrorKind::Credential,
+                "refused",
+            ))
+        }
+    }
+
+    fn ready(source: Source, credential: Arc<dyn TokenCredential>) -> ChainStep {
+        ChainStep::Ready(Candidate {
+            source,
+            client_id: None,
+            credential,
+            imds_probe: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn the_chain_keeps_the_first_credential_that_works() {
+        let refusing = Arc::new(Refusing::default());
+        let working = Arc::new(Counting {
+            calls: Default::default(),
+            lifetime_s: 3600,
+        });
+        let chain = Chain {
+            steps: vec![
+                ChainStep::NotUsable(Attempt {
+                    source: Source::ClientSecret,
+                    outcome: Outcome::Skipped("AZURE_CLIENT_SECRET not set".into()),
+                }),
+                ready(Source::WorkloadIdentity, refusing.clone()),
+                ready(Source::AzureCli, working.clone()),
+            ],
+            chosen: OnceLock::new(),
+        };
+        for scope in ["a/.default", "a/.default", "b/.default"] {
+            chain.get_token(&[scope], None).await.unwrap();
+        }
+        assert_eq!(refusing.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(working.calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert!(format!("{chain:?}").contains("chosen: Some(\"Azure CLI\")"));
+
+        // All refusing: every candidate is in the error, in order.
+        let chain = Chain {
+            steps: vec![
+                ready(Source::ClientSecret, refusing.clone()),
+                ready(Source::ManagedIdentity, refusing.clone()),
+            ],
+            chosen: OnceLock::new(),
+        };
+        let error = chain.get_token(&["a/.default"], None).await.unwrap_err();
+        let Some(CredentialError::NoCredentialWorked { attempts }) = error.downcast_ref() else {
+            panic!("{error:?}");
+        };
+        let sources: Vec<Source> = attempts.iter().map(|a| a.source).collect();
+        assert_eq!(sources, [Source::ClientSecret, Source::ManagedIdentity]);
+        assert!(
+            attempts
+                .iter()
+                .all(|a| a.outcome == Outcome::Failed("refused".into()))
+        );
     }
 
     #[test]

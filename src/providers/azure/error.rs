@@ -259,6 +259,8 @@ impl AzureError {
                 "check the network path to Azure (proxy, firewall, DNS); wiform retried already"
                     .into(),
             ),
+            // The credential chain's own message already says what to do.
+            AzureErrorKind::Credential { message } if message.contains("az login") => None,
             AzureErrorKind::Credential { .. } => Some(
                 "sign in with `az login`, or set AZURE_CLIENT_ID with AZURE_CLIENT_SECRET (or a \
                  certificate, or AZURE_FEDERATED_TOKEN_FILE), or pick one with --auth"
@@ -355,6 +357,10 @@ fn suggested_role(action: &str) -> &'static str {
         "e.g. User Access Administrator, or Role Based Access Control Administrator"
     } else if action.starts_with("microsoft.managedidentity/") {
         "e.g. Managed Identity Contributor"
+    } else if action
+        .starts_with("microsoft.containerservice/managedclusters/listclusterusercredential")
+    {
+        "e.g. Azure Kubernetes Service Cluster User Role"
     } else if action.starts_with("microsoft.containerservice/") {
         "e.g. Azure Kubernetes Service Contributor Role"
     } else {

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod cloud;
+pub mod credential;
 pub mod error;
 pub mod ratelimit;
 

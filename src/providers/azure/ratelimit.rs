@@ -56,7 +56,7 @@ const RESERVE: f64 = 2.0;
 /// The learned refill rate never drops below this (a few requests a minute still go out).
 const MIN_REFILL: f64 = 0.05;
 /// Shortest interval over which a refill rate is measured.
-const MIN_SAMPLE: Duration = Duration::from_millis(500);
+const MIN_SAMPLE: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone)]
 struct Bucket {
@@ -74,6 +74,8 @@ struct Bucket {
     answered_since_sample: f64,
     /// Has ARM reported this bucket yet? Until it has, the capacity is the documented one.
     reported: bool,
+    /// Bumped by every 429: slots handed out before it were planned on a wrong estimate.
+    generation: u64,
 }
 
 impl Bucket {
@@ -89,6 +91,7 @@ impl Bucket {
             sample: None,
             answered_since_sample: 0.0,
             reported: false,
+            generation: 0,
         }
     }
 
@@ -97,6 +100,13 @@ impl Bucket {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         (self.remaining + elapsed * self.refill).min(self.capacity)
     }
+}
+
+/// A reservation: when to send, planned on the estimate of one generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub wait: Duration,
+    generation: u64,
 }
 
 /// Pacing state for every (subscription, class) seen.
@@ -126,20 +136,30 @@ impl RateLimiter {
 
     /// Reserves a slot for one request and says how long to wait before sending it (zero:
     /// now). Every reservation must be matched by [`RateLimiter::answered`] or
-    /// [`RateLimiter::abandoned`].
-    pub fn reserve(&self, subscription: &str, class: OpClass, now: Instant) -> Duration {
+    /// [`RateLimiter::abandoned`]. A slot in the future is only good if no 429 came meanwhile:
+    /// check with [`RateLimiter::still_valid`] after waiting, and reserve again if not.
+    pub fn reserve(&self, subscription: &str, class: OpClass, now: Instant) -> Slot {
         self.with(subscription, class, now, |b| {
-            let available = b.remaining_now(now) - b.outstanding;
+            let generation = b.generation;
+            // After a 429 the bucket is empty until `at`: slots are counted from then.
+            let base = b.at.max(now);
+            let available = b.remaining_now(base) - b.outstanding;
             b.outstanding += 1.0;
-            let mut wait = if available - 1.0 >= RESERVE {
-                Duration::ZERO
-            } else {
-                Duration::from_secs_f64((RESERVE + 1.0 - available) / b.refill)
-            };
+            let mut wait = base.saturating_duration_since(now);
+            if available - 1.0 < RESERVE {
+                wait += Duration::from_secs_f64((RESERVE + 1.0 - available) / b.refill);
+            }
             if let Some(until) = b.blocked_until {
                 wait = wait.max(until.saturating_duration_since(now));
             }
-            wait
+            Slot { wait, generation }
+        })
+    }
+
+    /// Was `slot` planned with what is known now (no 429 since)?
+    pub fn still_valid(&self, subscription: &str, class: OpClass, slot: Slot) -> bool {
+        self.with(subscription, class, Instant::now(), |b| {
+            b.generation == slot.generation
         })
     }
 
@@ -185,11 +205,19 @@ impl RateLimiter {
         now: Instant,
     ) {
         self.with(subscription, class, now, |b| {
+            // A 429 means the estimate was too optimistic: lower the rate, once per window
+            // (a burst answered 429 many times over is one mistake, not many).
+            let new_window = b.blocked_until.is_none_or(|until| until <= now);
+            if new_window {
+                b.refill = (b.refill * 0.5).max(MIN_REFILL);
+            }
+            b.generation += 1;
             b.remaining = 0.0;
             b.at = now + retry_after;
-            b.blocked_until = Some(now + retry_after);
-            // A 429 means the learned rate was too optimistic.
-            b.refill = (b.refill * 0.7).max(MIN_REFILL);
+            b.blocked_until = Some(
+                b.blocked_until
+                    .map_or(now + retry_after, |u| u.max(now + retry_after)),
+            );
             b.sample = None;
         })
     }
@@ -244,7 +272,10 @@ mod tests {
         let limiter = RateLimiter::new();
         let now = Instant::now();
         for _ in 0..100 {
-            assert_eq!(limiter.reserve(SUB, OpClass::Reads, now), Duration::ZERO);
+            assert_eq!(
+                limiter.reserve(SUB, OpClass::Reads, now).wait,
+                Duration::ZERO
+            );
         }
     }
 
@@ -256,7 +287,7 @@ mod tests {
         limiter.reserve(SUB, OpClass::Writes, now);
         limiter.answered(SUB, OpClass::Writes, Some(5.0), now);
         let waits: Vec<Duration> = (0..6)
-            .map(|_| limiter.reserve(SUB, OpClass::Writes, now))
+            .map(|_| limiter.reserve(SUB, OpClass::Writes, now).wait)
             .collect();
         // 5 left, 2 kept in reserve: three go now, then one slot every 100 ms.
         assert_eq!(&waits[..3], &[Duration::ZERO; 3]);
@@ -271,10 +302,16 @@ mod tests {
         let now = Instant::now();
         limiter.reserve(SUB, OpClass::Reads, now);
         limiter.throttled(SUB, OpClass::Reads, Duration::from_secs(3), now);
-        let wait = limiter.reserve(SUB, OpClass::Reads, now);
-        assert!(wait >= Duration::from_secs(3), "{wait:?}");
+        let slot = limiter.reserve(SUB, OpClass::Reads, now);
+        assert!(slot.wait >= Duration::from_secs(3), "{slot:?}");
         let (_, refill) = limiter.estimate(SUB, OpClass::Reads).unwrap();
         assert!(refill < 25.0);
+        // More 429s from the same burst do not compound.
+        for _ in 0..50 {
+            limiter.throttled(SUB, OpClass::Reads, Duration::from_secs(3), now);
+        }
+        let (_, after_burst) = limiter.estimate(SUB, OpClass::Reads).unwrap();
+        assert_eq!(after_burst, refill);
     }
 
     #[test]
@@ -309,8 +346,27 @@ mod tests {
         let now = Instant::now();
         limiter.reserve("a", OpClass::Writes, now);
         limiter.answered("a", OpClass::Writes, Some(0.0), now);
-        assert!(limiter.reserve("a", OpClass::Writes, now) > Duration::ZERO);
-        assert_eq!(limiter.reserve("A", OpClass::Reads, now), Duration::ZERO);
-        assert_eq!(limiter.reserve("b", OpClass::Writes, now), Duration::ZERO);
+        assert!(limiter.reserve("a", OpClass::Writes, now).wait > Duration::ZERO);
+        assert_eq!(
+            limiter.reserve("A", OpClass::Reads, now).wait,
+            Duration::ZERO
+        );
+        assert_eq!(
+            limiter.reserve("b", OpClass::Writes, now).wait,
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn a_429_invalidates_the_slots_planned_before_it() {
+        let limiter = RateLimiter::new();
+        let now = Instant::now();
+        limiter.reserve(SUB, OpClass::Writes, now);
+        limiter.answered(SUB, OpClass::Writes, Some(0.0), now);
+        let slot = limiter.reserve(SUB, OpClass::Writes, now);
+        assert!(slot.wait > Duration::ZERO);
+        assert!(limiter.still_valid(SUB, OpClass::Writes, slot));
+        limiter.throttled(SUB, OpClass::Writes, Duration::from_secs(1), now);
+        assert!(!limiter.still_valid(SUB, OpClass::Writes, slot));
     }
 }
