@@ -11,6 +11,7 @@ pub mod client;
 pub mod cloud;
 pub mod credential;
 pub mod error;
+pub mod identities;
 pub mod ratelimit;
 
 use std::collections::HashMap;
