@@ -6,3 +6,4 @@ mod support;
 mod client;
 mod credential;
 mod identities;
+mod roles;

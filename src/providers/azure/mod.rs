@@ -13,6 +13,7 @@ pub mod credential;
 pub mod error;
 pub mod identities;
 pub mod ratelimit;
+pub mod roles;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -50,6 +51,8 @@ pub struct AzureProvider {
     /// The tenant the config names.
     pub tenant_id: String,
     pub fic_locks: KeyedLocks,
+    /// Role definitions read per scope (custom roles by name or GUID).
+    pub role_definitions: roles::DefinitionCache,
 }
 
 impl AzureProvider {
@@ -58,6 +61,7 @@ impl AzureProvider {
             client,
             tenant_id: tenant_id.into(),
             fic_locks: KeyedLocks::default(),
+            role_definitions: roles::DefinitionCache::default(),
         }
     }
 }
