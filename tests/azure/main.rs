@@ -3,6 +3,7 @@
 
 mod support;
 
+mod applications;
 mod client;
 mod credential;
 mod identities;

@@ -7,6 +7,7 @@
 //! observed state. Reads are list calls per scope; writes are idempotent (PUT by name, upserts,
 //! deterministic role assignment names) so that a re-run after a crash converges.
 
+pub mod applications;
 pub mod client;
 pub mod cloud;
 pub mod credential;
