@@ -5,6 +5,8 @@ mod support;
 
 mod applications;
 mod client;
+mod clusters;
 mod credential;
 mod identities;
+mod logging;
 mod roles;

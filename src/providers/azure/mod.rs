@@ -10,6 +10,7 @@
 pub mod applications;
 pub mod client;
 pub mod cloud;
+pub mod clusters;
 pub mod credential;
 pub mod error;
 pub mod identities;
