@@ -11,7 +11,7 @@ use super::error::{KubeError, KubeErrorKind};
 use crate::config::model::Cluster;
 
 /// Where a cluster's kubeconfig comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum KubeconfigSource {
     /// A kubeconfig file (`path`), or `$KUBECONFIG` / `~/.kube/config` when `None`; the named
     /// context, or the file's current-context when `None`.
@@ -24,6 +24,25 @@ pub enum KubeconfigSource {
         text: String,
         context: Option<String>,
     },
+}
+
+// Kubeconfig text holds credentials (AKS's user kubeconfig carries a token): Debug shows only
+// its size.
+impl std::fmt::Debug for KubeconfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KubeconfigSource::File { path, context } => f
+                .debug_struct("File")
+                .field("path", path)
+                .field("context", context)
+                .finish(),
+            KubeconfigSource::Yaml { text, context } => f
+                .debug_struct("Yaml")
+                .field("text", &format_args!("<redacted, {} bytes>", text.len()))
+                .field("context", context)
+                .finish(),
+        }
+    }
 }
 
 impl KubeconfigSource {
@@ -366,5 +385,16 @@ current-context: admin
                 Path::new(&home).join(".kube/x")
             );
         }
+    }
+
+    #[test]
+    fn debug_never_shows_kubeconfig_text() {
+        let source = KubeconfigSource::Yaml {
+            text: TWO_CONTEXTS.into(),
+            context: None,
+        };
+        let shown = format!("{source:?}");
+        assert!(!shown.contains("secret-token-value"), "{shown}");
+        assert!(shown.contains("redacted"));
     }
 }
