@@ -47,7 +47,7 @@ impl Output {
 }
 
 /// A role as the config names it, resolved as far as can be done offline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum RoleRef {
     /// A built-in role: name and definition GUID known.

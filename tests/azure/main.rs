@@ -9,4 +9,5 @@ mod clusters;
 mod credential;
 mod identities;
 mod logging;
+mod observe;
 mod roles;

@@ -14,6 +14,7 @@ pub mod clusters;
 pub mod credential;
 pub mod error;
 pub mod identities;
+pub mod observe;
 pub mod ratelimit;
 pub mod roles;
 
