@@ -855,6 +855,15 @@ impl AzureClient {
         }
     }
 
+    /// How long to wait before the next status poll: the service's `Retry-After` (capped),
+    /// else the policy's interval.
+    fn poll_delay(&self, headers: &HeaderMap) -> Duration {
+        let policy = &self.inner.options.retry;
+        retry_after(headers)
+            .map(|d| d.min(policy.max_retry_after))
+            .unwrap_or(policy.poll_interval)
+    }
+
     /// Every item of a list, following `nextLink` (ARM) or `@odata.nextLink` (Graph) until
     /// there is none.
     pub async fn list<T: DeserializeOwned>(&self, request: &Request) -> Result<Vec<T>, AzureError> {
@@ -915,16 +924,10 @@ impl AzureClient {
         let policy = &self.inner.options.retry;
         let action = request.describe();
         let resource_url = first.url.clone();
-        let resource_get = Request {
-            method: Method::GET,
-            target: resource_url.to_string(),
-            body: None,
-            headers: Vec::new(),
-            ..request.clone()
-        };
+        let resource_get = get_of(request, resource_url.as_str());
         let async_operation = first.header("azure-asyncoperation").map(str::to_string);
         let location = first.header("location").map(str::to_string);
-        let mut delay = retry_after(&first.headers).unwrap_or(policy.poll_interval);
+        let mut delay = self.poll_delay(&first.headers);
 
         if let Some(status_url) = async_operation {
             loop {
@@ -932,13 +935,7 @@ impl AzureClient {
                     return Err(operation_timeout(&action, started, "the operation"));
                 }
                 tokio::time::sleep(delay).await;
-                let poll = Request {
-                    method: Method::GET,
-                    target: status_url.clone(),
-                    body: None,
-                    headers: Vec::new(),
-                    ..request.clone()
-                };
+                let poll = get_of(request, &status_url);
                 let answer = self.send(&poll).await?;
                 let body = answer.value();
                 let status = body
@@ -956,7 +953,7 @@ impl AzureClient {
                     "Failed" | "Canceled" | "Cancelled" => {
                         return Err(operation_failed(&action, &status, &body, answer.request_id));
                     }
-                    _ => delay = retry_after(&answer.headers).unwrap_or(policy.poll_interval),
+                    _ => delay = self.poll_delay(&answer.headers),
                 }
             }
             return match request.method {
@@ -973,13 +970,7 @@ impl AzureClient {
                     return Err(operation_timeout(&action, started, "the operation"));
                 }
                 tokio::time::sleep(delay).await;
-                let poll = Request {
-                    method: Method::GET,
-                    target: location.clone(),
-                    body: None,
-                    headers: Vec::new(),
-                    ..request.clone()
-                };
+                let poll = get_of(request, &location);
                 let answer = self.send(&poll).await?;
                 if answer.status != 202 {
                     return Ok(answer);
@@ -989,7 +980,7 @@ impl AzureClient {
                     status: "InProgress".into(),
                     elapsed: started.elapsed(),
                 });
-                delay = retry_after(&answer.headers).unwrap_or(policy.poll_interval);
+                delay = self.poll_delay(&answer.headers);
             }
         }
 
@@ -1020,8 +1011,19 @@ impl AzureClient {
             });
             tokio::time::sleep(delay).await;
             current = self.send(&resource_get).await?;
-            delay = retry_after(&current.headers).unwrap_or(policy.poll_interval);
+            delay = self.poll_delay(&current.headers);
         }
+    }
+}
+
+/// A GET of `target` on behalf of `request` (operation status, final resource).
+fn get_of(request: &Request, target: &str) -> Request {
+    Request {
+        method: Method::GET,
+        target: target.to_string(),
+        body: None,
+        headers: Vec::new(),
+        ..request.clone()
     }
 }
 
