@@ -8,6 +8,5 @@ mod client;
 mod clusters;
 mod credential;
 mod identities;
-mod logging;
 mod observe;
 mod roles;

@@ -1,5 +1,11 @@
 //! What `--verbose` logs: every request, with the Authorization header redacted, and never a
 //! token, a client secret or a kubeconfig credential — whatever the outcome.
+//!
+//! A test binary of its own: the log subscriber is process-wide, so no other test may run
+//! alongside (tracing caches per call site whether anyone listens).
+
+#[path = "../azure/support.rs"]
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -14,7 +20,7 @@ use wiform::providers::azure::{AzureErrorKind, AzureProvider};
 use wiform_sandbox::seed::{Seed, SeedCluster, SeedGroup};
 use wiform_sandbox::state::{ADMIN_CLIENT_ID, READER_CLIENT_ID, StoreError};
 
-use crate::support::{SUB, TENANT, sandbox, secret_of, test_options};
+use support::{SUB, TENANT, sandbox, secret_of, test_options};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -45,8 +51,7 @@ fn env_for(client_id: &str, secret: &str) -> Environment {
     })
 }
 
-// A current-thread runtime (the default), so that the subscriber set below sees every task:
-// wiform's, azure_core's, azure_identity's and the sandbox's own.
+// The subscriber sees every task: wiform's, azure_core's, azure_identity's and the sandbox's.
 #[tokio::test]
 async fn verbose_logs_show_requests_but_never_a_secret_or_token() {
     let captured = Captured::default();
@@ -57,7 +62,7 @@ async fn verbose_logs_show_requests_but_never_a_secret_or_token() {
         .with_writer(captured.clone())
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let sbx = sandbox().await;
     let app = &sbx.running.app;
