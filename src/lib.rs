@@ -8,6 +8,7 @@ pub mod builtin_roles;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod engine;
 pub mod exit;
 pub mod graph;
 pub mod ownership;

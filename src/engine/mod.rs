@@ -1,0 +1,4 @@
+//! The engine: observe live state, diff it against the graph, plan. Providers do the IO behind
+//! small traits; the plan is data.
+
+pub mod plan;
