@@ -1,4 +1,6 @@
 //! The engine: observe live state, diff it against the graph, plan. Providers do the IO behind
 //! small traits; the plan is data.
 
+pub mod diff;
+pub mod observe;
 pub mod plan;

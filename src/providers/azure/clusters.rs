@@ -234,13 +234,25 @@ impl AzureProvider {
         &self,
         cluster: &LiveCluster,
     ) -> Result<KubeconfigYaml, AzureError> {
-        let action = format!(
-            "read the user kubeconfig of AKS cluster {}",
-            cluster.label()
-        );
+        self.user_kubeconfig_of(
+            &cluster.subscription_id,
+            &cluster.resource_group,
+            &cluster.name,
+        )
+        .await
+    }
+
+    /// [`AzureProvider::user_kubeconfig`] by name, without reading the cluster first (so that
+    /// connecting to a cluster can run alongside observing it).
+    pub async fn user_kubeconfig_of(
+        &self,
+        subscription: &str,
+        resource_group: &str,
+        name: &str,
+    ) -> Result<KubeconfigYaml, AzureError> {
+        let action = format!("read the user kubeconfig of AKS cluster {resource_group}/{name}");
         let path = format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.ContainerService/managedClusters/{}/listClusterUserCredential?api-version={API_VERSION}",
-            cluster.subscription_id, cluster.resource_group, cluster.name
+            "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.ContainerService/managedClusters/{name}/listClusterUserCredential?api-version={API_VERSION}"
         );
         let response = self
             .client

@@ -57,9 +57,30 @@ pub struct ResolvedRole {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ObserveError {
-    /// What was being read: `managed identities in subscription …`.
+    /// Which list failed, so that the planner knows what it cannot plan.
+    pub listing: Listing,
+    /// What was being read, in words: `managed identities in subscription …`.
     pub what: String,
     pub error: AzureError,
+}
+
+/// One list of an observation.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "list", content = "of", rename_all = "snake_case")]
+pub enum Listing {
+    /// Of a subscription (lower-case id).
+    ResourceGroups(String),
+    Identities(String),
+    RoleAssignments(String),
+    Clusters(String),
+    /// Role assignments at a scope outside the subscriptions listed.
+    RoleAssignmentsAt(String),
+    Applications,
+    /// A custom role at a scope: (scope, role as written).
+    Role(String, String),
+    /// Federated credentials of an identity (its key) or application (its object id).
+    IdentityCredentials(String),
+    ApplicationCredentials(String),
 }
 
 /// What the graph asks to observe.
@@ -152,12 +173,17 @@ impl AzureProvider {
 
         // Round 1.
         type Round1<'a> = std::pin::Pin<
-            Box<dyn std::future::Future<Output = (String, Result<Listed, AzureError>)> + Send + 'a>,
+            Box<
+                dyn std::future::Future<Output = (Listing, String, Result<Listed, AzureError>)>
+                    + Send
+                    + 'a,
+            >,
         >;
         let mut lists: Vec<Round1<'_>> = Vec::new();
         for sub in &w.subscriptions {
             lists.push(Box::pin(async move {
                 (
+                    Listing::ResourceGroups(sub.clone()),
                     format!("resource groups in subscription {sub}"),
                     self.list_resource_groups(sub)
                         .await
@@ -166,6 +192,7 @@ impl AzureProvider {
             }));
             lists.push(Box::pin(async move {
                 (
+                    Listing::Identities(sub.clone()),
                     format!("managed identities in subscription {sub}"),
                     self.list_subscription_identities(sub)
                         .await
@@ -174,6 +201,7 @@ impl AzureProvider {
             }));
             lists.push(Box::pin(async move {
                 (
+                    Listing::RoleAssignments(sub.clone()),
                     format!("role assignments in subscription {sub}"),
                     self.list_role_assignments(sub)
                         .await
@@ -184,6 +212,7 @@ impl AzureProvider {
         for sub in &w.cluster_subscriptions {
             lists.push(Box::pin(async move {
                 (
+                    Listing::Clusters(sub.clone()),
                     format!("AKS clusters in subscription {sub}"),
                     self.list_clusters(sub).await.map(Listed::Clusters),
                 )
@@ -191,6 +220,7 @@ impl AzureProvider {
         }
         lists.push(Box::pin(async move {
             (
+                Listing::Applications,
                 format!("applications of stack {stack}"),
                 self.list_stack_applications(stack)
                     .await
@@ -201,6 +231,7 @@ impl AzureProvider {
             let names: Vec<String> = w.application_names.iter().cloned().collect();
             lists.push(Box::pin(async move {
                 (
+                    Listing::Applications,
                     "applications by display name".to_string(),
                     self.find_applications_by_display_name(&names)
                         .await
@@ -216,6 +247,7 @@ impl AzureProvider {
             }
             lists.push(Box::pin(async move {
                 (
+                    Listing::RoleAssignmentsAt(scope.clone()),
                     format!("role assignments at {scope}"),
                     self.list_role_assignments_at(scope, None)
                         .await
@@ -226,6 +258,7 @@ impl AzureProvider {
         for (scope, role) in &w.roles {
             lists.push(Box::pin(async move {
                 (
+                    Listing::Role(scope.clone(), role.display().to_string()),
                     format!("role `{}` at {scope}", role.display()),
                     self.resolve_role(scope, role).await.map(|definition| {
                         Listed::Role(ResolvedRole {
@@ -240,9 +273,13 @@ impl AzureProvider {
 
         let mut assignments = Vec::new();
         let mut applications: BTreeMap<String, LiveApplication> = BTreeMap::new();
-        for (what, result) in join_all(lists).await {
+        for (listing, what, result) in join_all(lists).await {
             match result {
-                Err(error) => observation.errors.push(ObserveError { what, error }),
+                Err(error) => observation.errors.push(ObserveError {
+                    listing,
+                    what,
+                    error,
+                }),
                 Ok(Listed::ResourceGroups(groups)) => {
                     for g in groups {
                         observation.resource_groups.insert(g.key(), g);
@@ -319,7 +356,11 @@ impl AzureProvider {
                 Ok(credentials) => {
                     observation.identity_credentials.insert(key, credentials);
                 }
-                Err(error) => observation.errors.push(ObserveError { what, error }),
+                Err(error) => observation.errors.push(ObserveError {
+                    listing: Listing::IdentityCredentials(key),
+                    what,
+                    error,
+                }),
             }
         }
         for (key, what, result) in application_credentials {
@@ -327,7 +368,11 @@ impl AzureProvider {
                 Ok(credentials) => {
                     observation.application_credentials.insert(key, credentials);
                 }
-                Err(error) => observation.errors.push(ObserveError { what, error }),
+                Err(error) => observation.errors.push(ObserveError {
+                    listing: Listing::ApplicationCredentials(key),
+                    what,
+                    error,
+                }),
             }
         }
         observation

@@ -1,0 +1,146 @@
+//! Observing everything a plan needs, concurrently: Azure (one provider, list calls per scope)
+//! and each cluster (list calls per cluster), and reaching the clusters in the first place.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use futures::future::join_all;
+
+use super::diff::{ClusterFailure, Observed};
+use crate::config::model::Config;
+use crate::graph::{Graph, Resource};
+use crate::providers::azure::AzureProvider;
+use crate::providers::kube::{ClusterApi, KubeCluster, KubeError, KubeconfigSource};
+
+/// How each cluster of the config is reached.
+#[derive(Debug, Clone)]
+pub enum Reach {
+    /// A kubeconfig (file and context, or text).
+    Kubeconfig(KubeconfigSource),
+    /// An AKS cluster without `kube_context`: its user kubeconfig, read from ARM.
+    AksUser {
+        subscription: String,
+        resource_group: String,
+        name: String,
+    },
+}
+
+/// How to reach every cluster of `config`: its kubeconfig context, else (AKS) the user
+/// credential from ARM.
+pub fn reach(config: &Config, base_dir: &Path) -> BTreeMap<String, Reach> {
+    config
+        .clusters
+        .iter()
+        .map(|(key, cluster)| {
+            let reach = match KubeconfigSource::for_cluster(cluster, base_dir) {
+                Some(source) => Reach::Kubeconfig(source),
+                None => Reach::AksUser {
+                    subscription: cluster.subscription_id.as_ref().map_or_else(
+                        || config.azure.subscription_id.value.clone(),
+                        |s| s.value.clone(),
+                    ),
+                    resource_group: cluster
+                        .resource_group
+                        .as_ref()
+                        .map(|r| r.value.clone())
+                        .unwrap_or_default(),
+                    name: cluster
+                        .name
+                        .as_ref()
+                        .map(|n| n.value.clone())
+                        .unwrap_or_default(),
+                },
+            };
+            (key.value.clone(), reach)
+        })
+        .collect()
+}
+
+pub fn kube_failure(error: &KubeError) -> ClusterFailure {
+    ClusterFailure {
+        message: error.to_string(),
+        hint: miette::Diagnostic::help(error).map(|h| h.to_string()),
+    }
+}
+
+/// Connects to every cluster (concurrently).
+pub async fn connect(
+    azure: &AzureProvider,
+    reach: &BTreeMap<String, Reach>,
+) -> BTreeMap<String, Result<KubeCluster, ClusterFailure>> {
+    let connections = reach.iter().map(|(key, how)| async move {
+        let source = match how {
+            Reach::Kubeconfig(source) => Ok(source.clone()),
+            Reach::AksUser {
+                subscription,
+                resource_group,
+                name,
+            } => azure
+                .user_kubeconfig_of(subscription, resource_group, name)
+                .await
+                .map(|yaml| yaml.into_source(None))
+                .map_err(|e| ClusterFailure {
+                    message: e.to_string(),
+                    hint: e.hint(),
+                }),
+        };
+        let cluster = match source {
+            Ok(source) => KubeCluster::connect(key, &source)
+                .await
+                .map_err(|e| kube_failure(&e)),
+            Err(failure) => Err(failure),
+        };
+        (key.clone(), cluster)
+    });
+    join_all(connections).await.into_iter().collect()
+}
+
+/// The namespaces the graph names in each cluster (namespaces and service accounts).
+fn namespaces_by_cluster(graph: &Graph) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for id in graph.node_ids() {
+        let node = graph.node(id);
+        let Some(cluster) = &node.cluster else {
+            continue;
+        };
+        let namespace = match &node.resource {
+            Resource::Namespace { name } => name,
+            Resource::ServiceAccount { namespace, .. } => namespace,
+            _ => continue,
+        };
+        out.entry(cluster.clone())
+            .or_default()
+            .insert(namespace.clone());
+    }
+    out.into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect()
+}
+
+/// Observes Azure and every cluster at once.
+pub async fn observe<C: ClusterApi + Sync>(
+    azure: &AzureProvider,
+    clusters: &BTreeMap<String, Result<C, ClusterFailure>>,
+    stack: &str,
+    graph: &Graph,
+) -> Observed {
+    let namespaces = namespaces_by_cluster(graph);
+    let kube = clusters.iter().map(|(key, cluster)| {
+        let named = namespaces.get(key).cloned().unwrap_or_default();
+        async move {
+            let result = match cluster {
+                Ok(cluster) => cluster
+                    .observe(stack, &named)
+                    .await
+                    .map_err(|e| kube_failure(&e)),
+                Err(failure) => Err(failure.clone()),
+            };
+            (key.clone(), result)
+        }
+    });
+    let (azure, clusters) = futures::join!(azure.observe(stack, graph), join_all(kube));
+    Observed {
+        azure,
+        clusters: clusters.into_iter().collect(),
+    }
+}
