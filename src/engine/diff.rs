@@ -1462,3 +1462,6 @@ impl Planner<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

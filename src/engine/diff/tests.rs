@@ -1,0 +1,1 @@
+//! Unit tests of the diff, one resource kind at a time.
