@@ -8,6 +8,8 @@ pub enum ExitStatus {
     Success,
     /// Invalid config, an error, or a partial failure.
     Failure,
+    /// `plan --detailed-exitcode`: changes pending.
+    ChangesPending,
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -15,6 +17,7 @@ impl From<ExitStatus> for ExitCode {
         match status {
             ExitStatus::Success => ExitCode::from(0),
             ExitStatus::Failure => ExitCode::from(1),
+            ExitStatus::ChangesPending => ExitCode::from(2),
         }
     }
 }

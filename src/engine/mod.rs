@@ -1,6 +1,7 @@
 //! The engine: observe live state, diff it against the graph, plan. Providers do the IO behind
 //! small traits; the plan is data.
 
+pub mod apply;
 pub mod diff;
 pub mod observe;
 pub mod plan;

@@ -1,0 +1,536 @@
+//! Carrying out a plan: every change whose dependencies are done starts at once (the client
+//! bounds the requests in flight); outputs (client id, principal id, issuer, object id) flow to
+//! dependents as they arrive; a failed change skips its dependents and nothing else. Deletes of
+//! what the config no longer names come last, dependents first.
+//!
+//! What a change needs that the plan already knew (ids of objects that exist) is read from the
+//! plan's computed fields; what it did not (objects created now) from the results.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures::future::join_all;
+use petgraph::graph::NodeIndex;
+use serde_json::Value;
+
+use super::diff::{ClusterFailure, Observed};
+use super::plan::{Action, After, Change, Plan};
+use crate::config::federation::IssuerSource;
+use crate::config::model::IdentityKind;
+use crate::graph::{Graph, Output, Resource, WalkDirection};
+use crate::providers::azure::AzureProvider;
+use crate::providers::azure::applications::{
+    DesiredApplication, DesiredApplicationCredential, LiveApplication,
+};
+use crate::providers::azure::identities::{
+    DesiredIdentity, DesiredIdentityCredential, DesiredResourceGroup,
+};
+use crate::providers::azure::roles::DesiredRoleAssignment;
+use crate::providers::kube::{ClusterApi, DesiredNamespace, DesiredServiceAccount};
+
+/// What one change came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Applied,
+    /// Nothing to do (in sync).
+    Unchanged,
+    Failed {
+        message: String,
+        hint: Option<String>,
+    },
+    /// A dependency failed.
+    Skipped {
+        because: String,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// (address, outcome), in the order changes finished.
+    pub outcomes: Vec<(String, Outcome)>,
+}
+
+impl Report {
+    pub fn failed(&self) -> impl Iterator<Item = (&str, &Outcome)> {
+        self.outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Failed { .. } | Outcome::Skipped { .. }))
+            .map(|(a, o)| (a.as_str(), o))
+    }
+
+    pub fn is_success(&self) -> bool {
+        self.failed().next().is_none()
+    }
+}
+
+/// Outputs of a node, as they become known.
+#[derive(Debug, Clone, Default)]
+struct Outputs {
+    client_id: Option<String>,
+    principal_id: Option<String>,
+    issuer_url: Option<String>,
+    /// Managed identity: its ARM id. Application: its object id.
+    id: Option<String>,
+}
+
+fn known(change: &Change, field: &str) -> Option<String> {
+    change
+        .fields
+        .iter()
+        .find(|f| f.name == field)
+        .and_then(|f| match &f.after {
+            After::Known(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        })
+}
+
+/// The outputs a change already knows (objects that exist).
+fn planned_outputs(change: &Change) -> Outputs {
+    Outputs {
+        client_id: known(change, "client_id").or_else(|| known(change, "app_id")),
+        principal_id: known(change, "principal_id")
+            .or_else(|| known(change, "service_principal_id")),
+        issuer_url: known(change, "issuer_url"),
+        id: change.id.clone(),
+    }
+}
+
+struct Failure {
+    message: String,
+    hint: Option<String>,
+}
+
+impl From<crate::providers::azure::AzureError> for Failure {
+    fn from(e: crate::providers::azure::AzureError) -> Self {
+        let hint = e.hint();
+        let text = e.to_string();
+        let message = text
+            .split_once("\n  hint: ")
+            .map_or(text.clone(), |(m, _)| m.to_string());
+        Failure { message, hint }
+    }
+}
+
+impl From<crate::providers::kube::KubeError> for Failure {
+    fn from(e: crate::providers::kube::KubeError) -> Self {
+        Failure {
+            hint: miette::Diagnostic::help(&e).map(|h| h.to_string()),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn failure(message: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        hint: None,
+    }
+}
+
+struct Executor<'a, C> {
+    plan: &'a Plan,
+    graph: &'a Graph,
+    observed: &'a Observed,
+    azure: &'a AzureProvider,
+    clusters: &'a BTreeMap<String, Result<C, ClusterFailure>>,
+    stack: &'a str,
+}
+
+/// Applies `plan` (made from `graph` and `observed`).
+pub async fn apply<C: ClusterApi + Sync>(
+    plan: &Plan,
+    graph: &Graph,
+    observed: &Observed,
+    azure: &AzureProvider,
+    clusters: &BTreeMap<String, Result<C, ClusterFailure>>,
+    stack: &str,
+) -> Report {
+    let executor = Executor {
+        plan,
+        graph,
+        observed,
+        azure,
+        clusters,
+        stack,
+    };
+    executor.run().await
+}
+
+impl<C: ClusterApi + Sync> Executor<'_, C> {
+    async fn run(&self) -> Report {
+        let mut report = Report::default();
+        let changes: HashMap<String, &Change> = self
+            .plan
+            .changes
+            .iter()
+            .filter(|c| !c.not_in_config)
+            .map(|c| (c.address.clone(), c))
+            .collect();
+        let by_node: HashMap<NodeIndex, &Change> = self
+            .graph
+            .node_ids()
+            .filter_map(|id| {
+                changes
+                    .get(&self.graph.node(id).address.to_string())
+                    .map(|c| (id, *c))
+            })
+            .collect();
+        let mut outputs: HashMap<NodeIndex, Outputs> = by_node
+            .iter()
+            .map(|(id, c)| (*id, planned_outputs(c)))
+            .collect();
+        let mut walk = self
+            .graph
+            .walk_subset(WalkDirection::Forward, |id| by_node.contains_key(&id));
+        let mut failed_nodes: BTreeSet<NodeIndex> = BTreeSet::new();
+        loop {
+            let ready = walk.ready();
+            if ready.is_empty() {
+                break;
+            }
+            let runs = ready.iter().map(|id| {
+                let change = by_node[id];
+                let inputs = self.inputs(*id, &outputs);
+                async move { (*id, self.change(*id, change, inputs).await) }
+            });
+            for (id, result) in join_all(runs).await {
+                let address = by_node[&id].address.clone();
+                match result {
+                    Ok((outcome, out)) => {
+                        if let Some(out) = out {
+                            let entry = outputs.entry(id).or_default();
+                            merge(entry, out);
+                        }
+                        walk.complete(id);
+                        report.outcomes.push((address, outcome));
+                    }
+                    Err(f) => {
+                        failed_nodes.insert(id);
+                        report.outcomes.push((
+                            address.clone(),
+                            Outcome::Failed {
+                                message: f.message,
+                                hint: f.hint,
+                            },
+                        ));
+                        for skipped in walk.fail(id) {
+                            report.outcomes.push((
+                                self.graph.node(skipped).address.to_string(),
+                                Outcome::Skipped {
+                                    because: address.clone(),
+                                },
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        // Deletes, in plan order (dependents first), one at a time.
+        for change in self.plan.changes.iter().filter(|c| c.not_in_config) {
+            let outcome = match self.delete(change).await {
+                Ok(()) => Outcome::Applied,
+                Err(f) => Outcome::Failed {
+                    message: f.message,
+                    hint: f.hint,
+                },
+            };
+            report.outcomes.push((change.address.clone(), outcome));
+        }
+        report
+    }
+
+    /// The outputs of `id`'s dependencies, by what they provide.
+    fn inputs(
+        &self,
+        id: NodeIndex,
+        outputs: &HashMap<NodeIndex, Outputs>,
+    ) -> HashMap<Output, Outputs> {
+        self.graph
+            .edges()
+            .filter(|(_, to, _)| *to == id)
+            .map(|(from, _, what)| (what, outputs.get(&from).cloned().unwrap_or_default()))
+            .collect()
+    }
+
+    async fn change(
+        &self,
+        id: NodeIndex,
+        change: &Change,
+        inputs: HashMap<Output, Outputs>,
+    ) -> Result<(Outcome, Option<Outputs>), Failure> {
+        if !change.action.is_change() {
+            return Ok((Outcome::Unchanged, None));
+        }
+        let node = self.graph.node(id);
+        let stack = self.stack;
+        let azure = self.azure;
+        match &node.resource {
+            resource @ Resource::ResourceGroup { .. } => {
+                let desired = DesiredResourceGroup::from_resource(stack, resource)
+                    .ok_or_else(|| failure("not a resource group"))?;
+                azure.put_resource_group(&desired).await?;
+                Ok((Outcome::Applied, None))
+            }
+            Resource::Cluster { .. } => {
+                let live = self
+                    .observed
+                    .azure
+                    .clusters
+                    .values()
+                    .find(|c| Some(&c.id) == change.id.as_ref())
+                    .ok_or_else(|| failure("the cluster was not observed"))?;
+                let updated = azure.enable_workload_identity(live).await?;
+                Ok((
+                    Outcome::Applied,
+                    Some(Outputs {
+                        issuer_url: updated.issuer_url.clone(),
+                        ..Outputs::default()
+                    }),
+                ))
+            }
+            resource @ Resource::ManagedIdentity { .. } => {
+                let desired = DesiredIdentity::from_resource(stack, resource)
+                    .ok_or_else(|| failure("not a managed identity"))?;
+                if change.action == Action::Replace
+                    && let Some(live) = self.observed.azure.identities.get(&desired.key())
+                {
+                    azure.delete_identity(stack, live).await?;
+                }
+                let live = azure.put_identity(&desired).await?;
+                Ok((
+                    Outcome::Applied,
+                    Some(Outputs {
+                        client_id: Some(live.client_id.clone()),
+                        principal_id: Some(live.principal_id.clone()),
+                        issuer_url: None,
+                        id: Some(live.id.clone()),
+                    }),
+                ))
+            }
+            Resource::Application { display_name } => {
+                let key = match &node.address {
+                    crate::address::Address::Identity(k) => k.clone(),
+                    other => other.to_string(),
+                };
+                let desired = DesiredApplication {
+                    stack: stack.to_string(),
+                    key,
+                    display_name: display_name.clone(),
+                };
+                let current: Option<&LiveApplication> = change.id.as_ref().and_then(|id| {
+                    self.observed
+                        .azure
+                        .applications
+                        .iter()
+                        .find(|a| &a.object_id == id)
+                });
+                let live = azure.put_application(&desired, current).await?;
+                Ok((
+                    Outcome::Applied,
+                    Some(Outputs {
+                        client_id: Some(live.app_id.clone()),
+                        principal_id: live.service_principal_id.clone(),
+                        issuer_url: None,
+                        id: Some(live.object_id.clone()),
+                    }),
+                ))
+            }
+            Resource::FederatedCredential {
+                identity_kind,
+                name,
+                issuer,
+                subject,
+                audiences,
+            } => {
+                let parent = inputs
+                    .get(&Output::Exists)
+                    .or_else(|| inputs.get(&Output::ObjectId))
+                    .and_then(|o| o.id.clone())
+                    .ok_or_else(|| failure("its identity's id is not known"))?;
+                let issuer = match issuer {
+                    IssuerSource::Url(url) => url.clone(),
+                    IssuerSource::Cluster(_) => inputs
+                        .get(&Output::IssuerUrl)
+                        .and_then(|o| o.issuer_url.clone())
+                        .ok_or_else(|| failure("the cluster's issuer URL is not known"))?,
+                };
+                match identity_kind {
+                    IdentityKind::Managed => {
+                        if change.action == Action::Replace {
+                            azure.delete_identity_credential(&parent, name).await?;
+                        }
+                        let desired = DesiredIdentityCredential {
+                            name: name.clone(),
+                            issuer,
+                            subject: subject.clone(),
+                            audiences: audiences.clone(),
+                        };
+                        azure.put_identity_credential(&parent, &desired).await?;
+                    }
+                    IdentityKind::Application => {
+                        if change.action == Action::Replace {
+                            azure.delete_application_credential(&parent, name).await?;
+                        }
+                        let desired = DesiredApplicationCredential {
+                            name: name.clone(),
+                            issuer,
+                            subject: subject.clone(),
+                            audiences: audiences.clone(),
+                            description: None,
+                        };
+                        azure.put_application_credential(&parent, &desired).await?;
+                    }
+                }
+                Ok((Outcome::Applied, None))
+            }
+            Resource::RoleAssignment {
+                role,
+                scope,
+                condition,
+            } => {
+                let principal = inputs
+                    .get(&Output::PrincipalId)
+                    .and_then(|o| o.principal_id.clone())
+                    .ok_or_else(|| failure("its identity's principal id is not known"))?;
+                let definition = azure.resolve_role(scope, role).await?;
+                let desired = DesiredRoleAssignment::new(
+                    stack,
+                    scope,
+                    &principal,
+                    &definition,
+                    condition.as_deref(),
+                );
+                azure.put_role_assignment(&desired).await?;
+                Ok((Outcome::Applied, None))
+            }
+            Resource::Namespace { name } => {
+                let cluster = self.cluster(node.cluster.as_deref())?;
+                cluster
+                    .apply_namespace(&DesiredNamespace::new(stack, name.clone()), false)
+                    .await?;
+                Ok((Outcome::Applied, None))
+            }
+            resource @ Resource::ServiceAccount { .. } => {
+                let cluster = self.cluster(node.cluster.as_deref())?;
+                let client_id = inputs
+                    .get(&Output::ClientId)
+                    .and_then(|o| o.client_id.clone())
+                    .ok_or_else(|| failure("its identity's client id is not known"))?;
+                let desired = DesiredServiceAccount::from_resource(stack, resource, &client_id)
+                    .ok_or_else(|| failure("not a service account"))?;
+                cluster.apply_service_account(&desired, false).await?;
+                Ok((Outcome::Applied, None))
+            }
+        }
+    }
+
+    fn cluster(&self, key: Option<&str>) -> Result<&C, Failure> {
+        let key = key.ok_or_else(|| failure("no cluster"))?;
+        match self.clusters.get(key) {
+            Some(Ok(cluster)) => Ok(cluster),
+            Some(Err(f)) => Err(Failure {
+                message: f.message.clone(),
+                hint: f.hint.clone(),
+            }),
+            None => Err(failure(format!("cluster `{key}` is not connected"))),
+        }
+    }
+
+    async fn delete(&self, change: &Change) -> Result<(), Failure> {
+        let id = change
+            .id
+            .as_deref()
+            .ok_or_else(|| failure("the object's id is not known"))?;
+        let azure = &self.observed.azure;
+        match change.resource_type.as_str() {
+            "service_account" | "namespace" => {
+                let cluster_key = change
+                    .address
+                    .split_once('.')
+                    .and_then(|(_, rest)| rest.split('/').next())
+                    .unwrap_or_default();
+                let observation = self
+                    .observed
+                    .clusters
+                    .get(cluster_key)
+                    .and_then(|o| o.as_ref().ok())
+                    .ok_or_else(|| failure("the cluster was not observed"))?;
+                let cluster = self.cluster(Some(cluster_key))?;
+                if change.resource_type == "namespace" {
+                    let live = observation
+                        .namespace(id)
+                        .ok_or_else(|| failure("the namespace was not observed"))?;
+                    cluster.delete_namespace(self.stack, live).await?;
+                } else {
+                    let (namespace, name) = id.split_once('/').unwrap_or(("", id));
+                    let live = observation
+                        .service_account(namespace, name)
+                        .ok_or_else(|| failure("the service account was not observed"))?;
+                    cluster.delete_service_account(self.stack, live).await?;
+                }
+                Ok(())
+            }
+            "role_assignment" => {
+                let live = azure
+                    .role_assignments
+                    .iter()
+                    .find(|a| a.id.eq_ignore_ascii_case(id))
+                    .ok_or_else(|| failure("the role assignment was not observed"))?;
+                // Extras on an identity this stack owns are removed even without a marker.
+                self.azure
+                    .delete_role_assignment(self.stack, live, true)
+                    .await?;
+                Ok(())
+            }
+            "federated_credential" => {
+                if let Some((parent, name)) = id.rsplit_once("/federatedIdentityCredentials/") {
+                    self.azure.delete_identity_credential(parent, name).await?;
+                } else {
+                    let parent = azure
+                        .application_credentials
+                        .iter()
+                        .find(|(_, list)| list.iter().any(|c| c.id == id))
+                        .map(|(object_id, _)| object_id.clone())
+                        .ok_or_else(|| failure("the credential's application was not observed"))?;
+                    self.azure
+                        .delete_application_credential(&parent, id)
+                        .await?;
+                }
+                Ok(())
+            }
+            "managed_identity" => {
+                let live = azure
+                    .identities
+                    .values()
+                    .find(|i| i.id.eq_ignore_ascii_case(id))
+                    .ok_or_else(|| failure("the identity was not observed"))?;
+                self.azure.delete_identity(self.stack, live).await?;
+                Ok(())
+            }
+            "application" => {
+                let live = azure
+                    .applications
+                    .iter()
+                    .find(|a| a.object_id == id)
+                    .ok_or_else(|| failure("the application was not observed"))?;
+                self.azure.delete_application(self.stack, live).await?;
+                Ok(())
+            }
+            other => Err(failure(format!("wiform does not delete {other}s"))),
+        }
+    }
+}
+
+fn merge(into: &mut Outputs, from: Outputs) {
+    if from.client_id.is_some() {
+        into.client_id = from.client_id;
+    }
+    if from.principal_id.is_some() {
+        into.principal_id = from.principal_id;
+    }
+    if from.issuer_url.is_some() {
+        into.issuer_url = from.issuer_url;
+    }
+    if from.id.is_some() {
+        into.id = from.id;
+    }
+}
