@@ -14,3 +14,4 @@ pub mod graph;
 pub mod ownership;
 pub mod providers;
 pub mod render;
+pub mod sandbox_session;

@@ -1,5 +1,6 @@
 //! The sandbox's own endpoints (no authentication; loopback only): the request log and
-//! counters, and the faults switched at run time.
+//! counters, the faults switched at run time, reset and seed, and the standalone cluster's
+//! kubeconfig.
 
 use axum::http::{Method, StatusCode};
 use serde_json::json;
@@ -68,6 +69,24 @@ pub async fn handle(app: &App, request: Request) -> ApiResult {
             ))
         }
         (&Method::GET, ["health"]) => Ok(json_response(StatusCode::OK, &json!({ "status": "ok" }))),
+        // The standalone cluster's kubeconfig (admin token): `--sandbox` commands that run
+        // against a running `wiform sandbox serve` reach clusters that are not AKS (an explicit
+        // issuer) through it, as they reach AKS clusters through `listClusterUserCredential`.
+        // Nothing new is exposed: these endpoints already reset and seed the whole tenant.
+        (&Method::GET, ["kubeconfig"]) => {
+            let cluster = crate::kube::standalone(app).map_err(ApiError::from)?;
+            let kubeconfig = cluster.kubeconfig(
+                crate::kube::STANDALONE,
+                "sandbox-admin",
+                &cluster.admin_token,
+            );
+            let mut response = axum::response::Response::new(axum::body::Body::from(kubeconfig));
+            response.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/yaml"),
+            );
+            Ok(response)
+        }
         _ => Err(ApiError::arm(
             StatusCode::NOT_FOUND,
             "NotFound",

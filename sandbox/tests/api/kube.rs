@@ -1154,3 +1154,46 @@ async fn an_aks_service_account_token_is_exchanged_at_entra() {
     let body: Value = exchanged.json().await.unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// `GET /_sandbox/kubeconfig`: the standalone cluster's kubeconfig (server, the sandbox's CA, the
+/// admin token), what `--sandbox` commands connect to clusters that are not AKS with.
+#[tokio::test]
+async fn the_admin_api_hands_out_the_standalone_clusters_kubeconfig() {
+    let sb = sandbox().await;
+    let response = sb
+        .client
+        .get(sb.url("/_sandbox/kubeconfig"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "application/yaml"
+    );
+    let text = response.text().await.unwrap();
+    let cluster = standalone(&sb);
+    let ca = base64::engine::general_purpose::STANDARD.encode(sb.running.ca_pem());
+    for line in [
+        format!("    server: {}", cluster.server),
+        format!("    certificate-authority-data: {ca}"),
+        format!("    token: {}", cluster.admin_token),
+        "current-context: sandbox".to_string(),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} not in the kubeconfig"
+        );
+    }
+    // The token is the admin's: it may list namespaces.
+    let kube = Kube::new(&sb, &cluster.server, Some(&cluster.admin_token));
+    let namespaces = kube.get("/api/v1/namespaces").await;
+    assert_eq!(namespaces.status, StatusCode::OK);
+    assert!(
+        namespaces.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["metadata"]["name"] == "default")
+    );
+}
