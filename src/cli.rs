@@ -7,14 +7,16 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::commands::plan::{AzureSettings, PlanFormat, PlanSettings};
 use crate::commands::{self, GraphFormat, Printer, Verbosity};
+use crate::providers::azure::credential::AuthMethod;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "wiform",
     version,
     about = "Declarative Azure workload identity for Kubernetes",
-    long_about = "wiform reads identity.toml (clusters, identities, service accounts, federations, role grants), checks it, and builds its dependency graph.",
+    long_about = "wiform reads identity.toml (clusters, identities, service accounts, federations, role grants), checks it, builds its dependency graph, and plans the changes that make Azure and Kubernetes match it (--sandbox: against the built-in emulator).",
     propagate_version = true
 )]
 pub struct Cli {
@@ -42,6 +44,8 @@ enum ColorChoice {
 enum Command {
     /// Check identity.toml offline: every problem at once, with file:line:col and a hint.
     Validate(ConfigArg),
+    /// Observe Azure and every cluster, and show what apply would change.
+    Plan(PlanArgs),
     /// Print the dependency graph of the resources identity.toml declares.
     Graph {
         #[command(flatten)]
@@ -114,6 +118,75 @@ enum SandboxCommand {
 }
 
 #[derive(Debug, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    azure: AzureArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormatArg::Human)]
+    format: PlanFormatArg,
+    /// Also save the plan (JSON, with a fingerprint of what was observed) for `apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Plan only this resource and what it depends on (repeatable), e.g.
+    /// `identity.orders-api` or `service_account.prod/orders/orders-api`.
+    #[arg(long, value_name = "ADDRESS")]
+    target: Vec<String>,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+}
+
+/// Where Azure is and how to sign in.
+#[derive(Debug, Args)]
+struct AzureArgs {
+    /// Run against the built-in emulator (state in --sandbox-dir), preloaded with the clusters,
+    /// resource groups and scopes the config references.
+    #[arg(long)]
+    sandbox: bool,
+    /// The sandbox's state directory.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = ".wiform",
+        requires = "sandbox"
+    )]
+    sandbox_dir: PathBuf,
+    /// Which credential to use; `auto` tries environment, workload identity, managed identity,
+    /// then the Azure CLI.
+    #[arg(long, value_name = "METHOD", default_value = "auto", value_parser = parse_auth)]
+    auth: AuthMethod,
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    parallelism: u16,
+}
+
+fn parse_auth(text: &str) -> Result<AuthMethod, String> {
+    text.parse()
+}
+
+impl AzureArgs {
+    fn settings(&self) -> AzureSettings {
+        AzureSettings {
+            sandbox: self.sandbox.then(|| self.sandbox_dir.clone()),
+            auth: self.auth,
+            parallelism: usize::from(self.parallelism),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PlanFormatArg {
+    /// Terraform-like text.
+    Human,
+    /// JSON (schemas/plan.schema.json).
+    Json,
+    /// Markdown for a pull request comment or a CI job summary.
+    Markdown,
+}
+
+#[derive(Debug, Args)]
 struct SandboxStateArg {
     /// Directory of the sandbox's state, CA and keys.
     #[arg(long, value_name = "DIR", default_value = ".wiform")]
@@ -167,6 +240,21 @@ pub fn run() -> ExitCode {
             };
             commands::graph::run(&printer, &config.file, format)
         }
+        Command::Plan(args) => commands::plan::run(
+            &printer,
+            &PlanSettings {
+                file: args.config.file,
+                azure: args.azure.settings(),
+                format: match args.format {
+                    PlanFormatArg::Human => PlanFormat::Human,
+                    PlanFormatArg::Json => PlanFormat::Json,
+                    PlanFormatArg::Markdown => PlanFormat::Markdown,
+                },
+                out: args.out,
+                targets: args.target,
+                detailed_exitcode: args.detailed_exitcode,
+            },
+        ),
         Command::Sandbox(command) => run_sandbox(&printer, command),
     };
     status.into()

@@ -524,7 +524,7 @@ impl Planner<'_> {
             self.push(
                 id,
                 Action::Update,
-                Some("enable_workload_identity = true: turn on the OIDC issuer and workload identity (a long-running cluster update)".into()),
+                Some("enable_workload_identity = true: turn on the OIDC issuer and workload identity, a long-running update of the cluster".into()),
                 Some(live.id.clone()),
                 fields,
                 hash,

@@ -1,7 +1,8 @@
-//! Text out: diagnostics, graphs (and later plans). Data in, strings out; no IO here.
+//! Text out: diagnostics, graphs and plans. Data in, strings out; no IO here.
 
 pub mod diagnostics;
 pub mod graph;
+pub mod plan;
 
 /// How to draw: colours or not, and how wide.
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,283 @@
+//! `wiform plan`: read the config, observe Azure and every cluster, print what apply would do.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{Printer, Verbosity, load_config};
+use crate::config::model::Config;
+use crate::engine::diff::{self, Input};
+use crate::engine::observe::{self, Reach};
+use crate::engine::plan::Plan;
+use crate::exit::ExitStatus;
+use crate::graph::{Graph, NodeId};
+use crate::providers::azure::credential::{
+    AuthMethod, CredentialSettings, Environment, credential,
+};
+use crate::providers::azure::{AzureClient, AzureProvider, ClientOptions, Endpoints};
+use crate::render;
+use crate::sandbox_session::{self, SandboxSession};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanFormat {
+    Human,
+    Json,
+    Markdown,
+}
+
+/// Where Azure is and who wiform is there.
+#[derive(Debug, Clone)]
+pub struct AzureSettings {
+    /// Run against the sandbox whose state lives in this directory.
+    pub sandbox: Option<PathBuf>,
+    pub auth: AuthMethod,
+    pub parallelism: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanSettings {
+    pub file: PathBuf,
+    pub azure: AzureSettings,
+    pub format: PlanFormat,
+    pub out: Option<PathBuf>,
+    pub targets: Vec<String>,
+    pub detailed_exitcode: bool,
+}
+
+fn fail(printer: &Printer, message: &str, hint: Option<&str>) -> ExitStatus {
+    printer.err(&format!("error: {message}\n"));
+    if let Some(hint) = hint {
+        printer.err(&format!("  hint: {hint}\n"));
+    }
+    ExitStatus::Failure
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// The graph nodes `--target` names, or the addresses that do not exist with the closest ones.
+fn resolve_targets(graph: &Graph, targets: &[String]) -> Result<Vec<NodeId>, String> {
+    let addresses: BTreeMap<String, NodeId> = graph
+        .node_ids()
+        .map(|id| (graph.node(id).address.to_string(), id))
+        .collect();
+    let mut found = Vec::new();
+    let mut unknown = Vec::new();
+    for target in targets {
+        match addresses.get(target.trim()) {
+            Some(id) => found.push(*id),
+            None => {
+                let close =
+                    crate::config::suggest::closest(target, addresses.keys().map(String::as_str));
+                unknown.push(match close {
+                    Some(c) => format!("`{target}` (did you mean `{c}`?)"),
+                    None => format!("`{target}`"),
+                });
+            }
+        }
+    }
+    if unknown.is_empty() {
+        Ok(found)
+    } else {
+        Err(format!(
+            "no resource has the address {} (`wiform graph --format json` lists them)",
+            unknown.join(", ")
+        ))
+    }
+}
+
+/// Everything a command needs to reach Azure and the clusters: the provider and how to reach
+/// each cluster. Holds the in-process sandbox, when there is one, for as long as it lives.
+pub struct Connected {
+    pub azure: AzureProvider,
+    pub reach: BTreeMap<String, Reach>,
+    pub sandbox: Option<SandboxSession>,
+}
+
+/// Signs in and finds the clusters: against Azure, or (`--sandbox`) against the emulator,
+/// preloaded with what the config references. Only endpoints, trusted CA and the credential's
+/// source differ between the two.
+pub async fn connect(
+    printer: &Printer,
+    config: &Config,
+    graph: &Graph,
+    config_path: &Path,
+    settings: &AzureSettings,
+) -> Result<Connected, (String, Option<String>)> {
+    let base_dir = config_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut reach = observe::reach(config, base_dir);
+    let (endpoints, credential_settings, sandbox) = match &settings.sandbox {
+        Some(state_dir) => {
+            let session = sandbox_session::open(state_dir)
+                .await
+                .map_err(|e| (e.to_string(), None))?;
+            for warning in &session.warnings {
+                printer.err(&format!("warning: {warning}\n"));
+            }
+            session
+                .check_config(config)
+                .map_err(|e| (e.to_string(), None))?;
+            let preloaded = session
+                .preload(&config.name.value, graph)
+                .await
+                .map_err(|e| (e.to_string(), None))?;
+            if let Some(text) = preloaded.describe()
+                && printer.verbosity != Verbosity::Quiet
+            {
+                printer.err(&format!("{text}\n"));
+            }
+            // In the sandbox, AKS clusters are reached with the user credential ARM gives, and
+            // any other cluster is the sandbox's standalone one (their contexts name real
+            // clusters).
+            let standalone = session
+                .standalone_kubeconfig()
+                .await
+                .map_err(|e| (e.to_string(), None))?;
+            for (key, cluster) in config.clusters.iter() {
+                let how = match (&cluster.resource_group, &cluster.name) {
+                    (Some(rg), Some(name)) => Reach::AksUser {
+                        subscription: cluster.subscription_id.as_ref().map_or_else(
+                            || config.azure.subscription_id.value.clone(),
+                            |s| s.value.clone(),
+                        ),
+                        resource_group: rg.value.clone(),
+                        name: name.value.clone(),
+                    },
+                    _ => Reach::Kubeconfig(standalone.clone()),
+                };
+                reach.insert(key.value.clone(), how);
+            }
+            (
+                session.endpoints(),
+                session.credential_settings(),
+                Some(session),
+            )
+        }
+        None => {
+            let endpoints = Endpoints::from_config(config.azure.cloud.as_ref().map(|c| &c.value))
+                .map_err(|e| (format!("[azure].cloud: {e}"), None))?;
+            let credential_settings = CredentialSettings {
+                method: settings.auth,
+                tenant_id: config.azure.tenant_id.value.clone(),
+                endpoints: endpoints.clone(),
+                env: Environment::from_process(),
+            };
+            (endpoints, credential_settings, None)
+        }
+    };
+    let token_source = credential(&credential_settings).map_err(|e| {
+        (
+            e.to_string(),
+            Some(
+                "--sandbox runs against the built-in emulator without any Azure credential".into(),
+            ),
+        )
+    })?;
+    let client = AzureClient::new(
+        endpoints,
+        token_source,
+        ClientOptions {
+            parallelism: settings.parallelism.max(1),
+            ..ClientOptions::default()
+        },
+    )
+    .map_err(|e| (e.to_string(), e.hint()))?;
+    Ok(Connected {
+        azure: AzureProvider::new(client, config.azure.tenant_id.value.clone()),
+        reach,
+        sandbox,
+    })
+}
+
+/// Observes and diffs: the plan for `graph` (limited to `targets` when given).
+pub async fn make_plan(
+    connected: &Connected,
+    config: &Config,
+    graph: &Graph,
+    config_file: &str,
+    targets: &[NodeId],
+) -> Plan {
+    let clusters = observe::connect(&connected.azure, &connected.reach).await;
+    let observed = observe::observe(&connected.azure, &clusters, &config.name.value, graph).await;
+    diff::plan(
+        Input {
+            stack: &config.name.value,
+            config_file,
+            graph,
+            targets,
+        },
+        &observed,
+    )
+}
+
+pub fn run(printer: &Printer, settings: &PlanSettings) -> ExitStatus {
+    let Some(checked) = load_config(printer, &settings.file) else {
+        return ExitStatus::Failure;
+    };
+    let Some(config) = &checked.config else {
+        return ExitStatus::Failure;
+    };
+    let graph = Graph::build(config);
+    let targets = match resolve_targets(&graph, &settings.targets) {
+        Ok(t) => t,
+        Err(e) => return fail(printer, &e, None),
+    };
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(e) => return fail(printer, &e, None),
+    };
+    let plan = runtime.block_on(async {
+        let connected = connect(printer, config, &graph, &settings.file, &settings.azure).await?;
+        let plan = make_plan(
+            &connected,
+            config,
+            &graph,
+            &settings.file.display().to_string(),
+            &targets,
+        )
+        .await;
+        if let Some(session) = connected.sandbox {
+            session.close().await;
+        }
+        Ok::<_, (String, Option<String>)>(plan)
+    });
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err((message, hint)) => return fail(printer, &message, hint.as_deref()),
+    };
+    let text = match settings.format {
+        PlanFormat::Human => render::plan::human(&plan, printer.style),
+        PlanFormat::Json => render::plan::json(&plan),
+        PlanFormat::Markdown => render::plan::markdown(&plan),
+    };
+    printer.out(&text);
+    if let Some(out) = &settings.out {
+        if let Err(e) = std::fs::write(out, render::plan::json(&plan)) {
+            return fail(
+                printer,
+                &format!("cannot write the plan to {}: {e}", out.display()),
+                None,
+            );
+        }
+        if printer.verbosity != Verbosity::Quiet {
+            printer.err(&format!(
+                "Saved the plan to {}. Apply exactly this plan with `wiform apply {}`.\n",
+                out.display(),
+                out.display()
+            ));
+        }
+    }
+    if !plan.errors.is_empty() {
+        ExitStatus::Failure
+    } else if settings.detailed_exitcode && plan.has_changes() {
+        ExitStatus::ChangesPending
+    } else {
+        ExitStatus::Success
+    }
+}
