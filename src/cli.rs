@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::commands::apply::ApplySettings;
 use crate::commands::plan::{AzureSettings, PlanFormat, PlanSettings};
 use crate::commands::{self, GraphFormat, Printer, Verbosity};
 use crate::providers::azure::credential::AuthMethod;
@@ -46,6 +47,8 @@ enum Command {
     Validate(ConfigArg),
     /// Observe Azure and every cluster, and show what apply would change.
     Plan(PlanArgs),
+    /// Make Azure and every cluster match identity.toml: plan, confirm, apply.
+    Apply(ApplyArgs),
     /// Print the dependency graph of the resources identity.toml declares.
     Graph {
         #[command(flatten)]
@@ -136,6 +139,20 @@ struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+struct ApplyArgs {
+    /// A plan saved with `wiform plan --out FILE`: apply exactly it (refused when stale).
+    #[arg(value_name = "PLANFILE")]
+    plan_file: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    azure: AzureArgs,
+    /// Do not ask for confirmation (CI).
+    #[arg(long)]
+    auto_approve: bool,
 }
 
 /// Where Azure is and how to sign in.
@@ -253,6 +270,15 @@ pub fn run() -> ExitCode {
                 out: args.out,
                 targets: args.target,
                 detailed_exitcode: args.detailed_exitcode,
+            },
+        ),
+        Command::Apply(args) => commands::apply::run(
+            &printer,
+            &ApplySettings {
+                file: args.config.file,
+                plan_file: args.plan_file,
+                azure: args.azure.settings(),
+                auto_approve: args.auto_approve,
             },
         ),
         Command::Sandbox(command) => run_sandbox(&printer, command),

@@ -1,5 +1,6 @@
 //! The commands. Each takes plain settings and a printer, and returns an exit status.
 
+pub mod apply;
 pub mod graph;
 pub mod plan;
 pub mod sandbox;

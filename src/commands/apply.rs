@@ -1,0 +1,258 @@
+//! `wiform apply`: plan, show it, confirm, carry it out, report.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use super::plan::{AzureSettings, Connected, connect, runtime};
+use super::{Printer, Verbosity, load_config};
+use crate::engine::apply::{self, Outcome, Report};
+use crate::engine::observe;
+use crate::engine::plan::{Action, Plan};
+use crate::exit::ExitStatus;
+use crate::graph::Graph;
+use crate::render;
+
+#[derive(Debug, Clone)]
+pub struct ApplySettings {
+    pub file: PathBuf,
+    /// A plan saved by `plan --out`: apply exactly it, or refuse when it is stale.
+    pub plan_file: Option<PathBuf>,
+    pub azure: AzureSettings,
+    pub auto_approve: bool,
+}
+
+fn fail(printer: &Printer, message: &str, hint: Option<&str>) -> ExitStatus {
+    printer.err(&format!("error: {message}\n"));
+    if let Some(hint) = hint {
+        printer.err(&format!("  hint: {hint}\n"));
+    }
+    ExitStatus::Failure
+}
+
+/// Asks on the terminal; anything but `yes` declines.
+fn confirm(printer: &Printer) -> bool {
+    printer.err("\nDo you want to apply? wiform will make the changes above.\n  Only 'yes' will be accepted.\n\n  Enter a value: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    answer.trim() == "yes"
+}
+
+fn summary_text(plan: &Plan, report: &Report) -> String {
+    let mut counts = [0usize; 5];
+    for change in &plan.changes {
+        let applied = report
+            .outcomes
+            .iter()
+            .any(|(a, o)| a == &change.address && *o == Outcome::Applied);
+        if !applied {
+            continue;
+        }
+        let slot = match change.action {
+            Action::Create => 0,
+            Action::Update => 1,
+            Action::Replace => 2,
+            Action::Delete => 3,
+            Action::Adopt => 4,
+            Action::NoOp | Action::Read => continue,
+        };
+        counts[slot] += 1;
+    }
+    format!(
+        "{} added, {} changed, {} replaced, {} destroyed, {} adopted.",
+        counts[0], counts[1], counts[2], counts[3], counts[4]
+    )
+}
+
+pub fn run(printer: &Printer, settings: &ApplySettings) -> ExitStatus {
+    let saved: Option<Plan> = match &settings.plan_file {
+        None => None,
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        {
+            Ok(plan) => Some(plan),
+            Err(e) => {
+                return fail(
+                    printer,
+                    &format!(
+                        "{} is not a plan saved by `wiform plan --out`: {e}",
+                        path.display()
+                    ),
+                    None,
+                );
+            }
+        },
+    };
+    let file = saved
+        .as_ref()
+        .map_or_else(|| settings.file.clone(), |p| PathBuf::from(&p.config_file));
+    let Some(checked) = load_config(printer, &file) else {
+        return ExitStatus::Failure;
+    };
+    let Some(config) = &checked.config else {
+        return ExitStatus::Failure;
+    };
+    let graph = Graph::build(config);
+    let targets = match &saved {
+        None => Vec::new(),
+        Some(plan) => graph
+            .node_ids()
+            .filter(|id| plan.targets.contains(&graph.node(*id).address.to_string()))
+            .collect(),
+    };
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(e) => return fail(printer, &e, None),
+    };
+    runtime.block_on(async {
+        let connected: Connected =
+            match connect(printer, config, &graph, &file, &settings.azure).await {
+                Ok(c) => c,
+                Err((message, hint)) => return fail(printer, &message, hint.as_deref()),
+            };
+        let status = apply_connected(
+            printer,
+            settings,
+            &connected,
+            config,
+            &graph,
+            &file,
+            &targets,
+            saved.as_ref(),
+        )
+        .await;
+        if let Some(session) = connected.sandbox {
+            session.close().await;
+        }
+        status
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply_connected(
+    printer: &Printer,
+    settings: &ApplySettings,
+    connected: &Connected,
+    config: &crate::config::model::Config,
+    graph: &Graph,
+    file: &std::path::Path,
+    targets: &[crate::graph::NodeId],
+    saved: Option<&Plan>,
+) -> ExitStatus {
+    let clusters = observe::connect(&connected.azure, &connected.reach).await;
+    let observed = observe::observe(&connected.azure, &clusters, &config.name.value, graph).await;
+    let plan = crate::engine::diff::plan(
+        crate::engine::diff::Input {
+            stack: &config.name.value,
+            config_file: &file.display().to_string(),
+            graph,
+            targets,
+        },
+        &observed,
+    );
+    if let Some(saved) = saved
+        && (saved.fingerprint != plan.fingerprint || saved.changes != plan.changes)
+    {
+        return fail(
+            printer,
+            "the saved plan is stale: Azure or Kubernetes changed since it was made",
+            Some("run `wiform plan --out FILE` again, review it, and apply the new file"),
+        );
+    }
+    if saved.is_none() {
+        printer.out(&render::plan::human(&plan, printer.style));
+    }
+    if !plan.errors.is_empty() {
+        return fail(
+            printer,
+            "the plan has errors; nothing was applied",
+            Some("fix the errors above and run apply again"),
+        );
+    }
+    if !plan.has_changes() {
+        return ExitStatus::Success;
+    }
+    if saved.is_none() && !settings.auto_approve {
+        if !std::io::stdin().is_terminal() {
+            return fail(
+                printer,
+                "no terminal to confirm the plan on",
+                Some(
+                    "review it with `wiform plan`, then run `wiform apply --auto-approve` (or apply a saved plan: `wiform plan --out FILE`, `wiform apply FILE`)",
+                ),
+            );
+        }
+        if !confirm(printer) {
+            printer.err("Apply cancelled.\n");
+            return ExitStatus::Failure;
+        }
+    }
+    let report = apply::apply(
+        &plan,
+        graph,
+        &observed,
+        &connected.azure,
+        &clusters,
+        &config.name.value,
+    )
+    .await;
+    report_outcomes(printer, &plan, &report)
+}
+
+fn report_outcomes(printer: &Printer, plan: &Plan, report: &Report) -> ExitStatus {
+    let verbose = printer.verbosity != Verbosity::Quiet;
+    for (address, outcome) in &report.outcomes {
+        let action = plan
+            .changes
+            .iter()
+            .find(|c| &c.address == address)
+            .map(|c| c.action);
+        match outcome {
+            Outcome::Applied if verbose => {
+                let verb = match action {
+                    Some(Action::Create) => "created",
+                    Some(Action::Update) => "updated",
+                    Some(Action::Replace) => "replaced",
+                    Some(Action::Delete) => "destroyed",
+                    Some(Action::Adopt) => "adopted",
+                    _ => "done",
+                };
+                printer.err(&format!("{address}: {verb}\n"));
+            }
+            Outcome::Failed { message, hint } => {
+                printer.err(&format!("{address}: failed: {message}\n"));
+                if let Some(hint) = hint {
+                    printer.err(&format!("  hint: {hint}\n"));
+                }
+            }
+            Outcome::Skipped { because } => {
+                printer.err(&format!("{address}: skipped, because {because} failed\n"));
+            }
+            _ => {}
+        }
+    }
+    if report.is_success() {
+        printer.result(&format!(
+            "\nApply complete! {}\n",
+            summary_text(plan, report)
+        ));
+        ExitStatus::Success
+    } else {
+        let failed = report
+            .failed()
+            .filter(|(_, o)| matches!(o, Outcome::Failed { .. }))
+            .count();
+        let skipped = report
+            .failed()
+            .filter(|(_, o)| matches!(o, Outcome::Skipped { .. }))
+            .count();
+        printer.err(&format!(
+            "\nApply incomplete: {} Failed: {failed}, skipped: {skipped}. Run apply again once the errors are fixed; it picks up where this one stopped.\n",
+            summary_text(plan, report)
+        ));
+        ExitStatus::Failure
+    }
+}
