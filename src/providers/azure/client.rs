@@ -857,10 +857,13 @@ impl AzureClient {
 
     /// How long to wait before the next status poll: the service's `Retry-After` (capped),
     /// else the policy's interval.
-    fn poll_delay(&self, headers: &HeaderMap) -> Duration {
+    /// A status answer without `Retry-After` keeps the cadence the operation started with
+    /// (`previous`).
+    fn poll_delay(&self, headers: &HeaderMap, previous: Option<Duration>) -> Duration {
         let policy = &self.inner.options.retry;
         retry_after(headers)
             .map(|d| d.min(policy.max_retry_after))
+            .or(previous)
             .unwrap_or(policy.poll_interval)
     }
 
@@ -927,7 +930,7 @@ impl AzureClient {
         let resource_get = get_of(request, resource_url.as_str());
         let async_operation = first.header("azure-asyncoperation").map(str::to_string);
         let location = first.header("location").map(str::to_string);
-        let mut delay = self.poll_delay(&first.headers);
+        let mut delay = self.poll_delay(&first.headers, None);
 
         if let Some(status_url) = async_operation {
             loop {
@@ -953,7 +956,7 @@ impl AzureClient {
                     "Failed" | "Canceled" | "Cancelled" => {
                         return Err(operation_failed(&action, &status, &body, answer.request_id));
                     }
-                    _ => delay = self.poll_delay(&answer.headers),
+                    _ => delay = self.poll_delay(&answer.headers, Some(delay)),
                 }
             }
             return match request.method {
@@ -980,7 +983,7 @@ impl AzureClient {
                     status: "InProgress".into(),
                     elapsed: started.elapsed(),
                 });
-                delay = self.poll_delay(&answer.headers);
+                delay = self.poll_delay(&answer.headers, Some(delay));
             }
         }
 
@@ -1011,7 +1014,7 @@ impl AzureClient {
             });
             tokio::time::sleep(delay).await;
             current = self.send(&resource_get).await?;
-            delay = self.poll_delay(&current.headers);
+            delay = self.poll_delay(&current.headers, Some(delay));
         }
     }
 }
