@@ -117,6 +117,9 @@ struct Claimed {
     applications: BTreeSet<String>,
     namespaces: BTreeSet<(String, String)>,
     service_accounts: BTreeSet<(String, String, String)>,
+    /// (principal, normalised scope) of grants whose role could not be resolved: which live
+    /// assignment is theirs is unknown, so none there is pruned.
+    unresolved_grants: BTreeSet<(String, String)>,
 }
 
 struct Planner<'a> {
@@ -499,7 +502,7 @@ impl Planner<'_> {
             );
             return out;
         };
-        let ready = live.oidc_issuer_enabled && live.workload_identity_enabled;
+        let ready = live.workload_identity_ready();
         let hash = hash_of(Some(live));
         let issuer_before = live.issuer_url.as_deref();
         if enable && !ready {
@@ -798,10 +801,6 @@ impl Planner<'_> {
                 None => Out::Missing,
             },
         };
-        if issuer == Out::Missing {
-            // The cluster's error says why.
-            return;
-        }
         let live = match &parent.live_key {
             None => None,
             Some(key) => {
@@ -851,10 +850,21 @@ impl Planner<'_> {
                     .find(|(_, n, ..)| n.eq_ignore_ascii_case(name))
             }
         };
+        if issuer == Out::Missing {
+            // The cluster's error says why. The live credential is still the config's, not an
+            // extra to prune.
+            if let Some((live_id, ..)) = &live {
+                self.claimed
+                    .credentials
+                    .insert(live_id.to_ascii_lowercase());
+            }
+            return;
+        }
         let fields = vec![
+            // Matched by name without regard to case: the same name, however it is spelled.
             field(
                 "name",
-                live.as_ref().map(|l| json!(l.1)),
+                live.as_ref().map(|_| json!(name)),
                 After::Known(json!(name)),
             ),
             field("issuer", live.as_ref().map(|l| json!(l.2)), issuer.after()),
@@ -948,6 +958,12 @@ impl Planner<'_> {
             return;
         }
         let Some(guid) = self.role_definition_guid(id, role, scope) else {
+            if let Some(principal) = principal.known() {
+                self.claimed.unresolved_grants.insert((
+                    principal.to_ascii_lowercase(),
+                    roles::normalise_scope(scope),
+                ));
+            }
             return;
         };
         let scope_norm = roles::normalise_scope(scope);
@@ -977,9 +993,10 @@ impl Planner<'_> {
                 live.map(|_| json!(role.display())),
                 After::Known(json!(role.display())),
             ),
+            // Matched by the normalised scope: the same scope, however ARM spells it.
             field(
                 "scope",
-                live.map(|l| json!(l.scope)),
+                live.map(|_| json!(scope)),
                 After::Known(json!(scope)),
             ),
             field(
@@ -1207,6 +1224,20 @@ impl Planner<'_> {
         });
     }
 
+    /// Does the config name this namespace, or a service account in it (`create_namespace =
+    /// false` makes no namespace node)?
+    fn config_uses_namespace(&self, cluster: &str, name: &str) -> bool {
+        self.graph().node_ids().any(|id| {
+            let node = self.graph().node(id);
+            node.cluster.as_deref() == Some(cluster)
+                && match &node.resource {
+                    Resource::Namespace { name: n }
+                    | Resource::ServiceAccount { namespace: n, .. } => n == name,
+                    _ => false,
+                }
+        })
+    }
+
     fn gone(name: &str, value: Value) -> FieldChange {
         field(name, Some(value), After::Removed)
     }
@@ -1223,14 +1254,17 @@ impl Planner<'_> {
         for (cluster, observation) in &clusters {
             for sa in observation.owned_service_accounts() {
                 let key = (cluster.clone(), sa.namespace.clone(), sa.name().to_string());
-                if self.claimed.service_accounts.contains(&key) {
-                    continue;
-                }
                 let address = Address::ServiceAccount {
                     cluster: cluster.clone(),
                     namespace: sa.namespace.clone(),
                     name: sa.name().to_string(),
                 };
+                // Named by the config but not planned (its identity could not be): not an extra.
+                if self.claimed.service_accounts.contains(&key)
+                    || self.graph().find(&address).is_some()
+                {
+                    continue;
+                }
                 let fields = vec![
                     Self::gone("namespace", json!(sa.namespace)),
                     Self::gone("name", json!(sa.name())),
@@ -1251,6 +1285,7 @@ impl Planner<'_> {
                     .claimed
                     .namespaces
                     .contains(&(cluster.clone(), ns.name().to_string()))
+                    || self.config_uses_namespace(cluster, ns.name())
                 {
                     continue;
                 }
@@ -1332,6 +1367,10 @@ impl Planner<'_> {
                     .claimed
                     .assignments
                     .contains(&a.id.to_ascii_lowercase())
+                    && !self
+                        .claimed
+                        .unresolved_grants
+                        .contains(&(a.principal_id.clone(), a.scope.clone()))
             })
             .cloned()
             .collect();
