@@ -579,15 +579,24 @@ impl Planner<'_> {
         let key = desired.key();
         let live = self.observed.azure.identities.get(&key);
         let location = normalize_location(&desired.location);
+        // ARM names are case-insensitive: the identity was matched by its lower-cased id, so
+        // a name spelt with other capitals is the same object, not a change.
+        let same_case = |live: &str, wanted: &str| -> Value {
+            if live.eq_ignore_ascii_case(wanted) {
+                json!(wanted)
+            } else {
+                json!(live)
+            }
+        };
         let mut fields = vec![
             field(
                 "name",
-                live.map(|l| json!(l.name)),
+                live.map(|l| same_case(&l.name, &desired.name)),
                 After::Known(json!(desired.name)),
             ),
             field(
                 "resource_group",
-                live.map(|l| json!(l.resource_group)),
+                live.map(|l| same_case(&l.resource_group, &desired.resource_group)),
                 After::Known(json!(desired.resource_group)),
             ),
             field(

@@ -2198,3 +2198,28 @@ identity = "web"
         known("app-obj-web")
     );
 }
+
+#[test]
+fn an_identity_name_in_other_capitals_is_the_same_identity() {
+    // ARM keeps the capitals an identity was created with; names compare without case.
+    let api = LiveIdentity::from_arm(&json!({
+        "id": identity_id(SUB, "RG-Id", "API"),
+        "name": "API",
+        "location": "westeurope",
+        "tags": Mark::Mine.tags(&[]),
+        "properties": {"tenantId": TENANT, "clientId": "client-api", "principalId": "principal-api"},
+    }))
+    .unwrap();
+    let implied = credential(&api, CREDENTIAL_NAME, ISSUER, SUBJECT);
+    let mut observed = in_sync();
+    observed.azure.identities.clear();
+    observed.azure.identity_credentials.clear();
+    let observed = observed.with_identity(api, vec![implied]);
+    let plan = plan_for(WORKLOAD, &observed);
+    assert_eq!(
+        plan.action(IDENTITY),
+        Action::NoOp,
+        "{:?}",
+        plan.get(IDENTITY)
+    );
+}
