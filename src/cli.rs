@@ -277,6 +277,7 @@ pub fn run() -> ExitCode {
             &ApplySettings {
                 file: args.config.file,
                 plan_file: args.plan_file,
+                plain_progress: false,
                 azure: args.azure.settings(),
                 auto_approve: args.auto_approve,
             },

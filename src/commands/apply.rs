@@ -2,19 +2,25 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::plan::{AzureSettings, Connected, connect, runtime};
+use super::progress::Display;
 use super::{Printer, Verbosity, load_config};
 use crate::engine::apply::{self, Outcome, Report};
 use crate::engine::observe;
 use crate::engine::plan::{Action, Plan};
 use crate::exit::ExitStatus;
 use crate::graph::Graph;
+use crate::providers::azure::{Event, EventSink};
 use crate::render;
 
 #[derive(Debug, Clone)]
 pub struct ApplySettings {
     pub file: PathBuf,
+    /// Plain progress lines even on a terminal.
+    pub plain_progress: bool,
     /// A plan saved by `plan --out`: apply exactly it, or refuse when it is stale.
     pub plan_file: Option<PathBuf>,
     pub azure: AzureSettings,
@@ -107,21 +113,36 @@ pub fn run(printer: &Printer, settings: &ApplySettings) -> ExitStatus {
         Ok(r) => r,
         Err(e) => return fail(printer, &e, None),
     };
+    let live = std::io::stderr().is_terminal() && !settings.plain_progress;
+    let display = Arc::new(Display::new(live, printer.verbosity == Verbosity::Quiet));
+    let events_display = display.clone();
+    let events: EventSink = Arc::new(move |e: &Event| events_display.event(e));
     runtime.block_on(async {
-        let connected: Connected =
-            match connect(printer, config, &graph, &file, &settings.azure).await {
-                Ok(c) => c,
-                Err((message, hint)) => return fail(printer, &message, hint.as_deref()),
-            };
+        let connected: Connected = match connect(
+            printer,
+            config,
+            &graph,
+            &file,
+            &settings.azure,
+            Some(events),
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err((message, hint)) => return fail(printer, &message, hint.as_deref()),
+        };
         let status = apply_connected(
             printer,
             settings,
             &connected,
-            config,
-            &graph,
-            &file,
-            &targets,
-            saved.as_ref(),
+            Run {
+                config,
+                graph: &graph,
+                file: &file,
+                targets: &targets,
+                saved: saved.as_ref(),
+                display: display.clone(),
+            },
         )
         .await;
         if let Some(session) = connected.sandbox {
@@ -131,17 +152,61 @@ pub fn run(printer: &Printer, settings: &ApplySettings) -> ExitStatus {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What one apply works on.
+struct Run<'a> {
+    config: &'a crate::config::model::Config,
+    graph: &'a Graph,
+    file: &'a std::path::Path,
+    targets: &'a [crate::graph::NodeId],
+    saved: Option<&'a Plan>,
+    display: Arc<Display>,
+}
+
+/// Ctrl-C (or SIGTERM) once: stop starting changes and let those in flight finish; twice: abort.
+fn watch_interrupts(stop: Arc<AtomicBool>, display: Arc<Display>) {
+    tokio::spawn(async move {
+        loop {
+            interrupted().await;
+            if stop.swap(true, Ordering::SeqCst) {
+                display.finish();
+                eprintln!(
+                    "\nAborted. Objects being written may be half-done; run apply again to converge."
+                );
+                std::process::exit(130);
+            }
+            display.message("\nInterrupt received: finishing the changes in flight, starting no more. Press Ctrl-C again to abort.");
+        }
+    });
+}
+
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 async fn apply_connected(
     printer: &Printer,
     settings: &ApplySettings,
     connected: &Connected,
-    config: &crate::config::model::Config,
-    graph: &Graph,
-    file: &std::path::Path,
-    targets: &[crate::graph::NodeId],
-    saved: Option<&Plan>,
+    run: Run<'_>,
 ) -> ExitStatus {
+    let Run {
+        config,
+        graph,
+        file,
+        targets,
+        saved,
+        display,
+    } = run;
     let clusters = observe::connect(&connected.azure, &connected.reach).await;
     let observed = observe::observe(&connected.azure, &clusters, &config.name.value, graph).await;
     let plan = crate::engine::diff::plan(
@@ -190,49 +255,59 @@ async fn apply_connected(
             return ExitStatus::Failure;
         }
     }
-    let report = apply::apply(
+    let stop = Arc::new(AtomicBool::new(false));
+    watch_interrupts(stop.clone(), display.clone());
+    display.start(plan.changes.iter().filter(|c| c.action.is_change()).count());
+    let sink_display = display.clone();
+    let report = apply::apply_with(
         &plan,
         graph,
         &observed,
         &connected.azure,
         &clusters,
         &config.name.value,
+        apply::Options {
+            stop: Some(stop),
+            progress: Some(Arc::new(move |p: &apply::Progress| {
+                sink_display.progress(p)
+            })),
+        },
     )
     .await;
+    display.finish();
     report_outcomes(printer, &plan, &report)
 }
 
 fn report_outcomes(printer: &Printer, plan: &Plan, report: &Report) -> ExitStatus {
-    let verbose = printer.verbosity != Verbosity::Quiet;
-    for (address, outcome) in &report.outcomes {
-        let action = plan
-            .changes
-            .iter()
-            .find(|c| &c.address == address)
-            .map(|c| c.action);
+    // Each outcome was shown as it happened; failures are repeated here with their fix.
+    let failures: Vec<_> = report
+        .outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Failed { .. } | Outcome::Skipped { .. }))
+        .collect();
+    if !failures.is_empty() {
+        printer.err("\nWhat did not apply:\n");
+    }
+    for (address, outcome) in failures {
         match outcome {
-            Outcome::Applied if verbose => {
-                let verb = match action {
-                    Some(Action::Create) => "created",
-                    Some(Action::Update) => "updated",
-                    Some(Action::Replace) => "replaced",
-                    Some(Action::Delete) => "destroyed",
-                    Some(Action::Adopt) => "adopted",
-                    _ => "done",
-                };
-                printer.err(&format!("{address}: {verb}\n"));
-            }
             Outcome::Failed { message, hint } => {
-                printer.err(&format!("{address}: failed: {message}\n"));
+                printer.err(&format!("  {address}: failed: {message}\n"));
                 if let Some(hint) = hint {
-                    printer.err(&format!("  hint: {hint}\n"));
+                    printer.err(&format!("    hint: {hint}\n"));
                 }
             }
             Outcome::Skipped { because } => {
-                printer.err(&format!("{address}: skipped, because {because} failed\n"));
+                printer.err(&format!("  {address}: skipped, because {because} failed\n"));
             }
             _ => {}
         }
+    }
+    if report.interrupted {
+        printer.err(&format!(
+            "\nApply interrupted: {} Changes not started were left alone; run apply again to finish.\n",
+            summary_text(plan, report)
+        ));
+        return ExitStatus::Failure;
     }
     if report.is_success() {
         printer.result(&format!(

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod graph;
 pub mod plan;
+pub mod progress;
 pub mod sandbox;
 pub mod validate;
 

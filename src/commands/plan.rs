@@ -13,7 +13,7 @@ use crate::graph::{Graph, NodeId};
 use crate::providers::azure::credential::{
     AuthMethod, CredentialSettings, Environment, credential,
 };
-use crate::providers::azure::{AzureClient, AzureProvider, ClientOptions, Endpoints};
+use crate::providers::azure::{AzureClient, AzureProvider, ClientOptions, Endpoints, EventSink};
 use crate::render;
 use crate::sandbox_session::{self, SandboxSession};
 
@@ -106,6 +106,7 @@ pub async fn connect(
     graph: &Graph,
     config_path: &Path,
     settings: &AzureSettings,
+    events: Option<EventSink>,
 ) -> Result<Connected, (String, Option<String>)> {
     let base_dir = config_path
         .parent()
@@ -188,6 +189,10 @@ pub async fn connect(
         },
     )
     .map_err(|e| (e.to_string(), e.hint()))?;
+    let client = match events {
+        Some(sink) => client.with_events(sink),
+        None => client,
+    };
     Ok(Connected {
         azure: AzureProvider::new(client, config.azure.tenant_id.value.clone()),
         reach,
@@ -233,7 +238,15 @@ pub fn run(printer: &Printer, settings: &PlanSettings) -> ExitStatus {
         Err(e) => return fail(printer, &e, None),
     };
     let plan = runtime.block_on(async {
-        let connected = connect(printer, config, &graph, &settings.file, &settings.azure).await?;
+        let connected = connect(
+            printer,
+            config,
+            &graph,
+            &settings.file,
+            &settings.azure,
+            None,
+        )
+        .await?;
         let plan = make_plan(
             &connected,
             config,

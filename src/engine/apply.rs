@@ -6,7 +6,12 @@
 //! What a change needs that the plan already knew (ids of objects that exist) is read from the
 //! plan's computed fields; what it did not (objects created now) from the results.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use futures::future::join_all;
 use petgraph::graph::NodeIndex;
@@ -47,6 +52,33 @@ pub enum Outcome {
 pub struct Report {
     /// (address, outcome), in the order changes finished.
     pub outcomes: Vec<(String, Outcome)>,
+    /// A stop was requested: changes not started are not in `outcomes`.
+    pub interrupted: bool,
+}
+
+/// What apply is doing, for a progress display.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    Started {
+        address: String,
+        action: Action,
+    },
+    Finished {
+        address: String,
+        action: Action,
+        outcome: Outcome,
+        elapsed: Duration,
+    },
+}
+
+pub type ProgressSink = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// How to apply.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Set to stop starting changes (Ctrl-C); running ones finish.
+    pub stop: Option<Arc<AtomicBool>>,
+    pub progress: Option<ProgressSink>,
 }
 
 impl Report {
@@ -58,7 +90,7 @@ impl Report {
     }
 
     pub fn is_success(&self) -> bool {
-        self.failed().next().is_none()
+        !self.interrupted && self.failed().next().is_none()
     }
 }
 
@@ -127,6 +159,7 @@ fn failure(message: impl Into<String>) -> Failure {
 }
 
 struct Executor<'a, C> {
+    options: Options,
     plan: &'a Plan,
     graph: &'a Graph,
     observed: &'a Observed,
@@ -144,7 +177,30 @@ pub async fn apply<C: ClusterApi + Sync>(
     clusters: &BTreeMap<String, Result<C, ClusterFailure>>,
     stack: &str,
 ) -> Report {
+    apply_with(
+        plan,
+        graph,
+        observed,
+        azure,
+        clusters,
+        stack,
+        Options::default(),
+    )
+    .await
+}
+
+/// [`apply`] with a stop switch and a progress sink.
+pub async fn apply_with<C: ClusterApi + Sync>(
+    plan: &Plan,
+    graph: &Graph,
+    observed: &Observed,
+    azure: &AzureProvider,
+    clusters: &BTreeMap<String, Result<C, ClusterFailure>>,
+    stack: &str,
+    options: Options,
+) -> Report {
     let executor = Executor {
+        options,
         plan,
         graph,
         observed,
@@ -156,6 +212,19 @@ pub async fn apply<C: ClusterApi + Sync>(
 }
 
 impl<C: ClusterApi + Sync> Executor<'_, C> {
+    fn stopped(&self) -> bool {
+        self.options
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
+    fn event(&self, event: Progress) {
+        if let Some(sink) = &self.options.progress {
+            sink(&event);
+        }
+    }
+
     async fn run(&self) -> Report {
         let mut report = Report::default();
         let changes: HashMap<String, &Change> = self
@@ -181,59 +250,104 @@ impl<C: ClusterApi + Sync> Executor<'_, C> {
         let mut walk = self
             .graph
             .walk_subset(WalkDirection::Forward, |id| by_node.contains_key(&id));
-        let mut failed_nodes: BTreeSet<NodeIndex> = BTreeSet::new();
+        // Every change starts as soon as what it needs is done (the client bounds the
+        // requests in flight); a stop request lets running changes finish and starts no more.
+        let mut running = FuturesUnordered::new();
         loop {
-            let ready = walk.ready();
-            if ready.is_empty() {
-                break;
-            }
-            let runs = ready.iter().map(|id| {
-                let change = by_node[id];
-                let inputs = self.inputs(*id, &outputs);
-                async move { (*id, self.change(*id, change, inputs).await) }
-            });
-            for (id, result) in join_all(runs).await {
-                let address = by_node[&id].address.clone();
-                match result {
-                    Ok((outcome, out)) => {
-                        if let Some(out) = out {
-                            let entry = outputs.entry(id).or_default();
-                            merge(entry, out);
-                        }
-                        walk.complete(id);
-                        report.outcomes.push((address, outcome));
+            if !self.stopped() {
+                for id in walk.ready() {
+                    let change = by_node[&id];
+                    let inputs = self.inputs(id, &outputs);
+                    if change.action.is_change() {
+                        self.event(Progress::Started {
+                            address: change.address.clone(),
+                            action: change.action,
+                        });
                     }
-                    Err(f) => {
-                        failed_nodes.insert(id);
-                        report.outcomes.push((
-                            address.clone(),
-                            Outcome::Failed {
-                                message: f.message,
-                                hint: f.hint,
-                            },
-                        ));
-                        for skipped in walk.fail(id) {
-                            report.outcomes.push((
-                                self.graph.node(skipped).address.to_string(),
-                                Outcome::Skipped {
-                                    because: address.clone(),
-                                },
-                            ));
-                        }
-                    }
+                    running.push(async move {
+                        let started = Instant::now();
+                        let result = self.change(id, change, inputs).await;
+                        (id, result, started.elapsed())
+                    });
                 }
             }
-        }
-        // Deletes, in plan order (dependents first), one at a time.
-        for change in self.plan.changes.iter().filter(|c| c.not_in_config) {
-            let outcome = match self.delete(change).await {
-                Ok(()) => Outcome::Applied,
-                Err(f) => Outcome::Failed {
-                    message: f.message,
-                    hint: f.hint,
-                },
+            let Some((id, result, elapsed)) = running.next().await else {
+                break;
             };
-            report.outcomes.push((change.address.clone(), outcome));
+            let change = by_node[&id];
+            let address = change.address.clone();
+            let outcome = match result {
+                Ok((outcome, out)) => {
+                    if let Some(out) = out {
+                        merge(outputs.entry(id).or_default(), out);
+                    }
+                    walk.complete(id);
+                    outcome
+                }
+                Err(f) => {
+                    for skipped in walk.fail(id) {
+                        report.outcomes.push((
+                            self.graph.node(skipped).address.to_string(),
+                            Outcome::Skipped {
+                                because: address.clone(),
+                            },
+                        ));
+                    }
+                    Outcome::Failed {
+                        message: f.message,
+                        hint: f.hint,
+                    }
+                }
+            };
+            if change.action.is_change() {
+                self.event(Progress::Finished {
+                    address: address.clone(),
+                    action: change.action,
+                    outcome: outcome.clone(),
+                    elapsed,
+                });
+            }
+            report.outcomes.push((address, outcome));
+        }
+        if self.stopped() {
+            report.interrupted = true;
+            return report;
+        }
+        // Deletes: the plan lists them dependents first, grouped by kind (service accounts,
+        // namespaces, role assignments, credentials, identities); each group at once.
+        let deletes: Vec<&Change> = self
+            .plan
+            .changes
+            .iter()
+            .filter(|c| c.not_in_config)
+            .collect();
+        for group in deletes.chunk_by(|a, b| a.resource_type == b.resource_type) {
+            if self.stopped() {
+                report.interrupted = true;
+                break;
+            }
+            let runs = group.iter().map(|change| async move {
+                self.event(Progress::Started {
+                    address: change.address.clone(),
+                    action: change.action,
+                });
+                let started = Instant::now();
+                let outcome = match self.delete(change).await {
+                    Ok(()) => Outcome::Applied,
+                    Err(f) => Outcome::Failed {
+                        message: f.message,
+                        hint: f.hint,
+                    },
+                };
+                self.event(Progress::Finished {
+                    address: change.address.clone(),
+                    action: change.action,
+                    outcome: outcome.clone(),
+                    elapsed: started.elapsed(),
+                });
+                (change.address.clone(), outcome)
+            });
+            report.outcomes.extend(join_all(runs).await);
         }
         report
     }
