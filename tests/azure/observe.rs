@@ -2,7 +2,6 @@
 //! `multi-cluster` example and a generated config of 200 identities.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use futures::future::join_all;
 use wiform::config::federation::IssuerSource;
@@ -20,6 +19,10 @@ use wiform_sandbox::seed::{Seed, SeedCluster, SeedGroup};
 use wiform_sandbox::state::StoreError;
 
 use crate::support::{Sandbox, TENANT, sandbox_with};
+
+#[path = "../../benches/support/large.rs"]
+mod large;
+use large::large_config;
 
 fn graph_of(name: &str, text: &str) -> (String, Graph) {
     let checked = config::check(SourceFile {
@@ -215,51 +218,6 @@ async fn observing_the_multi_cluster_example() {
     assert_eq!(from_empty, 5);
     assert_eq!(requests.len(), 6);
     assert!(requests.iter().all(|r| r.method == "GET"));
-}
-
-/// identity.toml for `identities` managed identities in `groups` resource groups, 2 AKS
-/// clusters, `2 × identities` service accounts over 20 namespaces, and `2 × identities` role
-/// grants over 50 scopes (the large config of the plan issue's benchmark).
-pub fn large_config(identities: usize, groups: usize) -> String {
-    let mut t = String::from(
-        "version = 1\nname = \"large\"\n\n[azure]\ntenant_id = \"aaaaaaaa-0000-4000-8000-000000000001\"\nsubscription_id = \"bbbbbbbb-0000-4000-8000-000000000001\"\nlocation = \"westeurope\"\n\n",
-    );
-    for c in ["a", "b"] {
-        writeln!(
-            t,
-            "[clusters.{c}]\nresource_group = \"rg-aks\"\nname = \"aks-{c}\"\n"
-        )
-        .unwrap();
-    }
-    for i in 0..identities {
-        writeln!(
-            t,
-            "[identities.id-{i:03}]\nresource_group = \"rg-ids-{}\"\n",
-            i % groups
-        )
-        .unwrap();
-    }
-    for i in 0..identities {
-        for (n, c) in ["a", "b"].iter().enumerate() {
-            writeln!(
-                t,
-                "[[service_accounts]]\ncluster = \"{c}\"\nnamespace = \"ns-{:02}\"\nname = \"sa-{i:03}\"\nidentity = \"id-{i:03}\"\n",
-                (i * 2 + n) % 20
-            )
-            .unwrap();
-        }
-    }
-    for i in 0..identities {
-        for n in 0..2 {
-            writeln!(
-                t,
-                "[[role_grants]]\nidentity = \"id-{i:03}\"\nrole = \"Storage Blob Data Contributor\"\nscope = \"resourceGroups/rg-data/providers/Microsoft.Storage/storageAccounts/data{:02}\"\n",
-                (i * 2 + n) % 50
-            )
-            .unwrap();
-        }
-    }
-    t
 }
 
 #[tokio::test]
