@@ -519,7 +519,7 @@ impl<C: ClusterApi + Sync> Executor<'_, C> {
             Resource::Namespace { name } => {
                 let cluster = self.cluster(node.cluster.as_deref())?;
                 cluster
-                    .apply_namespace(&DesiredNamespace::new(stack, name.clone()), false)
+                    .apply_namespace(&DesiredNamespace::new(stack, name.clone()), true)
                     .await?;
                 Ok((Outcome::Applied, None))
             }
@@ -531,7 +531,9 @@ impl<C: ClusterApi + Sync> Executor<'_, C> {
                     .ok_or_else(|| failure("its identity's client id is not known"))?;
                 let desired = DesiredServiceAccount::from_resource(stack, resource, &client_id)
                     .ok_or_else(|| failure("not a service account"))?;
-                cluster.apply_service_account(&desired, false).await?;
+                // The plan showed every field wiform sets, including those another field
+                // manager took (an annotation edited by hand): applying it takes them back.
+                cluster.apply_service_account(&desired, true).await?;
                 Ok((Outcome::Applied, None))
             }
         }

@@ -900,12 +900,12 @@ impl Planner<'_> {
         let (action, reason) = if issuer_changed {
             (
                 Action::Replace,
-                Some("issuer changed: federated credentials are immutable on issuer and subject, so replace".to_string()),
+                Some("issuer changed: the credential is deleted and created again under the same name; tokens from the old issuer stop working".to_string()),
             )
         } else if live_subject != subject {
             (
                 Action::Replace,
-                Some("subject changed: federated credentials are immutable on issuer and subject, so replace".to_string()),
+                Some("subject changed: the credential is deleted and created again under the same name; tokens with the old subject stop working".to_string()),
             )
         } else if issuer == Out::Unknown {
             (
@@ -1215,7 +1215,8 @@ impl Planner<'_> {
         &mut self,
         address: String,
         resource_type: &str,
-        reason: &str,
+        // Beyond "not in config", which `not_in_config` says.
+        reason: Option<&str>,
         id: Option<String>,
         fields: Vec<FieldChange>,
         live_hash: String,
@@ -1225,7 +1226,7 @@ impl Planner<'_> {
             address,
             resource_type: resource_type.to_string(),
             action: Action::Delete,
-            reason: Some(reason.to_string()),
+            reason: reason.map(str::to_string),
             id,
             fields,
             not_in_config: true,
@@ -1281,7 +1282,7 @@ impl Planner<'_> {
                 self.delete(
                     address.to_string(),
                     "service_account",
-                    "not in config",
+                    None,
                     Some(format!("{}/{}", sa.namespace, sa.name())),
                     fields,
                     hash_of(Some(sa)),
@@ -1305,7 +1306,7 @@ impl Planner<'_> {
                 self.delete(
                     address.to_string(),
                     "namespace",
-                    "not in config (deleted only if it holds nothing wiform does not own)",
+                    Some("deleted only if it holds nothing wiform does not own"),
                     Some(ns.name().to_string()),
                     vec![Self::gone("name", json!(ns.name()))],
                     hash_of(Some(ns)),
@@ -1401,11 +1402,8 @@ impl Planner<'_> {
                 Self::gone("scope", json!(a.scope)),
                 Self::gone("principal_id", json!(a.principal_id)),
             ];
-            let reason = if a.owner == Owner::Unowned {
-                "not in config: a role assignment made outside wiform on an identity this stack owns"
-            } else {
-                "not in config"
-            };
+            let reason = (a.owner == Owner::Unowned)
+                .then_some("made outside wiform, on an identity this stack owns");
             self.delete(
                 address.to_string(),
                 "role_assignment",
@@ -1477,7 +1475,7 @@ impl Planner<'_> {
             self.delete(
                 address.to_string(),
                 "federated_credential",
-                "not in config",
+                None,
                 Some(id),
                 fields,
                 hash,
@@ -1492,7 +1490,7 @@ impl Planner<'_> {
             self.delete(
                 Address::Identity(identity.name.clone()).to_string(),
                 "managed_identity",
-                "not in config (its federated credentials and role assignments are deleted with it)",
+                Some("its federated credentials and role assignments are deleted with it"),
                 Some(identity.id.clone()),
                 fields,
                 hash_of(Some(&identity)),
@@ -1502,7 +1500,7 @@ impl Planner<'_> {
             self.delete(
                 Address::Identity(app.display_name.clone()).to_string(),
                 "application",
-                "not in config (its service principal and federated credentials go with it)",
+                Some("its service principal and federated credentials go with it"),
                 Some(app.object_id.clone()),
                 vec![Self::gone("display_name", json!(app.display_name))],
                 hash_of(Some(&app)),

@@ -1260,7 +1260,7 @@ fn an_extra_credential_on_an_owned_identity_is_deleted() {
         );
         let extra = plan.get("federated_credential.api/added-by-hand");
         assert!(extra.not_in_config);
-        assert_eq!(extra.reason(), "not in config");
+        assert_eq!(extra.reason(), "", "not_in_config says it all");
         assert_eq!(extra.field("subject").after, After::Removed);
         assert_eq!(plan.action(GITHUB_CREDENTIAL), Action::NoOp);
     }
@@ -1551,7 +1551,7 @@ fn extra_role_assignments_of_an_owned_identity_are_deleted() {
     );
     let owned = plan.get(&contributor_address);
     assert!(owned.not_in_config);
-    assert_eq!(owned.reason(), "not in config");
+    assert_eq!(owned.reason(), "");
     assert_eq!(
         owned.field("principal_id").before,
         Some(json!("principal-api"))
@@ -1719,7 +1719,7 @@ fn an_owned_namespace_no_longer_in_the_config_is_deleted() {
     assert_eq!(plan.deletes(), ["namespace.prod/legacy"]);
     let legacy = plan.get("namespace.prod/legacy");
     assert!(legacy.not_in_config);
-    assert!(legacy.reason().starts_with("not in config"));
+    assert!(legacy.reason().starts_with("deleted only if"));
     assert_eq!(legacy.field("name").before, Some(json!("legacy")));
 }
 
@@ -1850,7 +1850,7 @@ fn an_owned_service_account_no_longer_in_the_config_is_deleted() {
     let worker = plan.get("service_account.prod/orders/worker");
     assert!(worker.not_in_config);
     assert_eq!(worker.id.as_deref(), Some("orders/worker"));
-    assert_eq!(worker.reason(), "not in config");
+    assert_eq!(worker.reason(), "");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -326,7 +326,7 @@ pub enum KubeErrorKind {
     #[diagnostic(
         code(kube::conflict),
         help(
-            "run again with --force-conflicts to take these fields from {}, or stop the other tool from setting them",
+            "wiform apply takes these fields back from {} (its plan shows them); stop the other tool from setting them, or it will change them again",
             managers(conflicts)
         )
     )]
@@ -871,7 +871,10 @@ mod tests {
         );
         assert!(e.to_string().contains("(owned by \"intruder\")"), "{e}");
         let help = miette::Diagnostic::help(&e).unwrap().to_string();
-        assert!(help.contains("--force-conflicts"), "{help}");
+        assert!(
+            help.contains("wiform apply takes these fields back"),
+            "{help}"
+        );
         assert!(help.contains("\"intruder\""), "{help}");
     }
 
