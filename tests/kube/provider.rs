@@ -443,7 +443,10 @@ async fn a_conflict_names_the_other_manager_and_force_takes_the_field() {
         )
     );
     let help = miette::Diagnostic::help(&error).unwrap().to_string();
-    assert!(help.contains("wiform apply takes these fields back"), "{help}");
+    assert!(
+        help.contains("wiform apply takes these fields back"),
+        "{help}"
+    );
 
     let forced = cluster.apply_service_account(&desired, true).await.unwrap();
     assert_eq!(forced.annotation(CLIENT_ID_ANNOTATION), Some(CLIENT_A));
