@@ -263,6 +263,52 @@ fn quickstart_client_id_annotation_edited_by_hand_is_updated() {
         )])
     );
     snapshot(&sb, "quickstart_client_id_annotation_edited", &human);
+
+    // Apply takes the annotation back from the other field manager, as the plan said.
+    let applied = sb.apply(&example("quickstart"));
+    assert_eq!(applied.code, 0, "{}", applied.transcript());
+    let again = sb.plan(&example("quickstart"), &["--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+}
+
+#[test]
+fn target_plans_one_resource_and_what_it_needs() {
+    let sb = Sandbox::start();
+    let file = example("multi-cluster");
+    let run = sb.plan(
+        &file,
+        &[
+            "--format",
+            "json",
+            "--target",
+            "service_account.weu/orders/orders-api",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let planned: Vec<String> = actions(&run.stdout).into_keys().collect();
+    assert_eq!(
+        planned,
+        [
+            "identity.orders-api",
+            "namespace.weu/orders",
+            "service_account.weu/orders/orders-api"
+        ]
+    );
+    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        plan["targets"],
+        json!(["service_account.weu/orders/orders-api"])
+    );
+
+    let unknown = sb.plan(&file, &["--target", "service_account.weu/orders/order-api"]);
+    assert_eq!(unknown.code, 1, "{}", unknown.transcript());
+    assert!(
+        unknown
+            .stderr
+            .contains("did you mean `service_account.weu/orders/orders-api`?"),
+        "{}",
+        unknown.transcript()
+    );
 }
 
 #[test]
