@@ -258,6 +258,14 @@ impl<C: ClusterApi + Sync> Executor<'_, C> {
                 for id in walk.ready() {
                     let change = by_node[&id];
                     let inputs = self.inputs(id, &outputs);
+                    // Credentials need only a cluster's issuer URL: when the plan knows it
+                    // (the issuer is on and only workload identity is being turned on, a
+                    // long-running update), they need not wait for the update to end.
+                    if matches!(self.graph.node(id).resource, Resource::Cluster { .. })
+                        && planned_outputs(change).issuer_url.is_some()
+                    {
+                        walk.complete(id);
+                    }
                     if change.action.is_change() {
                         self.event(Progress::Started {
                             address: change.address.clone(),
