@@ -106,10 +106,14 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             parallelism: 16,
-            // The Managed Identity provider allows 2 writes per second per subscription (FIC
-            // considerations doc) and Graph throttles per app and tenant: more concurrency than
-            // this only queues at the server.
-            namespace_limits: vec![("Microsoft.ManagedIdentity".into(), 8), ("graph".into(), 8)],
+            // Graph throttles per app and tenant: more concurrency than this only queues there.
+            // The Managed Identity provider's limits are rates (2 writes per second per
+            // subscription, FIC considerations doc), which the 429 handling paces; wiform
+            // already writes one credential at a time per identity.
+            namespace_limits: vec![
+                ("Microsoft.ManagedIdentity".into(), 16),
+                ("graph".into(), 8),
+            ],
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(60),
             wait_scale: 1.0,
