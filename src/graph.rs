@@ -195,6 +195,9 @@ pub struct Node {
 #[derive(Debug, Clone, Default)]
 pub struct Graph {
     inner: DiGraph<Node, Output>,
+    /// `[azure].subscription_id`: observed even when no resource names it, so that what the
+    /// stack owns there is found when the config no longer declares any of it.
+    subscription: String,
 }
 
 fn tags(map: &StringMap) -> BTreeMap<String, String> {
@@ -207,7 +210,10 @@ impl Graph {
     /// Builds the graph of a validated config. References that do not resolve (only possible
     /// in a config with errors) are skipped, never a panic.
     pub fn build(config: &Config) -> Self {
-        let mut g = Graph::default();
+        let mut g = Graph {
+            subscription: config.azure.subscription_id.value.clone(),
+            ..Graph::default()
+        };
         let subscription = config.azure.subscription_id.value.clone();
         let default_location = config.azure.location.as_ref().map(|l| l.value.clone());
 
@@ -427,6 +433,11 @@ impl Graph {
         self.inner
             .node_indices()
             .find(|&i| &self.inner[i].address == address)
+    }
+
+    /// The config's subscription (`[azure].subscription_id`).
+    pub fn subscription(&self) -> &str {
+        &self.subscription
     }
 
     pub fn node(&self, id: NodeIndex) -> &Node {

@@ -1291,10 +1291,13 @@ impl Planner<'_> {
         }
         for (cluster, observation) in &clusters {
             for ns in observation.owned_namespaces() {
-                if self
-                    .claimed
-                    .namespaces
-                    .contains(&(cluster.clone(), ns.name().to_string()))
+                // A namespace already terminating is on its way out (Kubernetes finishes a
+                // namespace delete in the background).
+                if ns.meta.terminating
+                    || self
+                        .claimed
+                        .namespaces
+                        .contains(&(cluster.clone(), ns.name().to_string()))
                     || self.config_uses_namespace(cluster, ns.name())
                 {
                     continue;

@@ -340,7 +340,9 @@ fn torn_down_beside_unowned_objects(name: &str) {
     );
     let clusters: Vec<ClusterRef> = config.clusters().into_iter().map(|(_, c)| c).collect();
     let unowned = Unowned::seed(&sb, &scope, clusters);
-    let mut teardown = Config {
+    // Only version, name, [azure] and the clusters (without them, wiform could not reach the
+    // clusters to remove the stack's service accounts and namespaces).
+    let teardown = Config {
         table: config
             .table
             .iter()
@@ -348,30 +350,16 @@ fn torn_down_beside_unowned_objects(name: &str) {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     };
-    teardown.section("identities").insert(
-        "placeholder".into(),
-        table(&[("resource_group", "rg-placeholder")]),
-    );
     let (_, run) = apply_step(&sb, &teardown, dir.path(), "removing everything");
-    // The placeholder is the only addition; the rest is deletions.
     assert!(
         run.stdout
-            .contains("Apply complete! 1 added, 0 changed, 0 replaced,")
+            .contains("Apply complete! 0 added, 0 changed, 0 replaced,")
             && !run.stdout.contains(" 0 destroyed"),
         "{}",
         run.transcript()
     );
     unowned.assert_survived(&sb);
 }
-
-// Not here, because of bugs (see the report of this test binary):
-// - removing the last service account of a namespace wiform made, and so tearing down
-//   quickstart, multi-cluster and self-managed: the sandbox answers 404 to the list of pods
-//   wiform makes before deleting a namespace, so the namespace delete fails;
-// - app-registration's role grant moved: with no managed identity in the config, the
-//   subscription's role assignments are not listed and the old assignment is never pruned;
-// - tearing down to a config of only version, name and [azure]: nothing of the stack is
-//   observed, the plan is empty and everything stays.
 
 #[test]
 fn quickstart_service_account_added() {
@@ -454,6 +442,26 @@ fn github_actions_identity_renamed() {
 }
 
 #[test]
+fn quickstart_torn_down_beside_unowned_objects() {
+    torn_down_beside_unowned_objects("quickstart");
+}
+
+#[test]
+fn multi_cluster_torn_down_beside_unowned_objects() {
+    torn_down_beside_unowned_objects("multi-cluster");
+}
+
+#[test]
+fn self_managed_torn_down_beside_unowned_objects() {
+    torn_down_beside_unowned_objects("self-managed");
+}
+
+#[test]
+fn app_registration_role_grant_moved() {
+    role_grant_moved("app-registration");
+}
+
+#[test]
 fn github_actions_torn_down_beside_unowned_objects() {
     torn_down_beside_unowned_objects("github-actions");
 }
@@ -493,4 +501,55 @@ fn every_example_has_a_lifecycle() {
         .collect();
     found.sort();
     assert_eq!(found, EXAMPLES, "every example has its lifecycle test here");
+}
+
+/// A namespace wiform made that now also holds a service account someone else made is not
+/// deleted with the stack's service account: apply says so and names the object, and removes
+/// everything else.
+#[test]
+fn a_namespace_holding_a_foreign_object_is_kept_and_named() {
+    let sb = Sandbox::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut config = Config::example("quickstart");
+    apply_step(&sb, &config, dir.path(), "the first apply");
+    let cluster = sb.aks("aks-workload-id");
+    sb.service_account_by_hand(&cluster, "workload-id-test", "someone-elses");
+
+    config.table.remove("service_accounts");
+    let file = config.write(dir.path());
+    let run = sb.try_apply(&file);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    let text = run.text();
+    for expected in [
+        "namespace.lab/workload-id-test",
+        "someone-elses",
+        "Apply incomplete",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} in:\n{}",
+            run.transcript()
+        );
+    }
+    assert!(!sb.has_service_account(&cluster, "workload-id-test", "workload-id-sa"));
+    assert!(sb.has_service_account(&cluster, "workload-id-test", "someone-elses"));
+    assert!(sb.has_namespace(&cluster, "workload-id-test"));
+    // The stack's credential of the removed service account went too.
+    let inventory = sb.inventory(&config.stack());
+    assert_eq!(
+        inventory.credentials.get("keyvault-reader").map(Vec::len),
+        Some(0),
+        "{inventory:#?}"
+    );
+
+    // Once the foreign object is moved away, the namespace goes.
+    let (status, body) = sb.kube(
+        &cluster,
+        Method::DELETE,
+        "/api/v1/namespaces/workload-id-test/serviceaccounts/someone-elses",
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    apply_step(&sb, &config, dir.path(), "removing the foreign object");
+    assert!(!sb.has_namespace(&cluster, "workload-id-test"));
 }

@@ -389,7 +389,8 @@ impl Sandbox {
         self.read(|s| {
             s.kube_clusters
                 .get(&cluster.id)
-                .is_some_and(|c| c.namespaces.contains_key(namespace))
+                .and_then(|c| c.namespaces.get(namespace))
+                .is_some_and(|ns| ns.object["metadata"].get("deletionTimestamp").is_none())
         })
     }
 
@@ -602,8 +603,13 @@ impl Inventory {
                     inventory.service_accounts.push(format!("{label}/{key}"));
                 }
             }
+            // A terminating namespace is deleted: without a namespace controller (the sandbox
+            // is held to a bare kube-apiserver) it stays `Terminating`, as it would for a
+            // moment on AKS.
+            let terminating =
+                |object: &Value| object["metadata"].get("deletionTimestamp").is_some();
             for (name, ns) in &cluster.namespaces {
-                if ours(&ns.object) {
+                if ours(&ns.object) && !terminating(&ns.object) {
                     inventory.namespaces.push(format!("{label}/{name}"));
                 }
             }

@@ -97,6 +97,12 @@ struct Wanted {
 
 fn wanted(graph: &Graph) -> Wanted {
     let mut w = Wanted::default();
+    // The config's subscription always: what the stack owns there is found (and pruned) even
+    // when the config no longer declares an identity or resource group in it.
+    if !graph.subscription().is_empty() {
+        w.subscriptions
+            .insert(graph.subscription().to_ascii_lowercase());
+    }
     for id in graph.node_ids() {
         match &graph.node(id).resource {
             Resource::ResourceGroup {

@@ -168,10 +168,15 @@ impl KubeCluster {
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let op = Op::new("list", ObjectRef::list(resource, Some(namespace), None));
-        let list = api
-            .list_metadata(&ListParams::default())
-            .await
-            .map_err(|e| self.ctx().error(&op, e))?;
+        let list = match api.list_metadata(&ListParams::default()).await {
+            Ok(list) => list,
+            // A list answered 404 is a kind this API server does not serve (listing in a
+            // namespace that does not exist answers an empty list): it holds none.
+            Err(::kube::Error::Api(status)) if status.code == 404 => {
+                return Ok((resource, Vec::new()));
+            }
+            Err(e) => return Err(self.ctx().error(&op, e)),
+        };
         Ok((
             resource,
             list.items.into_iter().map(|i| i.metadata).collect(),
