@@ -394,6 +394,17 @@ fn server_error(api: Api, unavailable: bool) -> ApiError {
             message,
         ),
         Api::Entra => ApiError::oauth(status, "temporarily_unavailable", 90033, message),
+        // A Kubernetes `Status` (reason ServiceUnavailable / InternalError), as the API server
+        // and its front door answer (k8s.io/apimachinery `StatusReason`).
+        Api::Kube => ApiError::kube(
+            status,
+            if unavailable {
+                "ServiceUnavailable"
+            } else {
+                "InternalError"
+            },
+            message,
+        ),
         _ => ApiError::arm(status, code, message),
     };
     if unavailable {

@@ -62,9 +62,11 @@ impl Printer {
 
 /// `--verbose` turns on debug logs (stderr); `WIFORM_LOG` overrides the filter.
 pub fn init_logging(verbosity: Verbosity, color: bool) {
+    // Only wiform's own logs: libraries (kube-rs logs every failed request at ERROR, even one
+    // wiform retries) speak through wiform's errors instead.
     let default = match verbosity {
-        Verbosity::Quiet => "error",
-        Verbosity::Normal => "warn",
+        Verbosity::Quiet => "wiform=error",
+        Verbosity::Normal => "wiform=warn",
         Verbosity::Verbose => "wiform=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("WIFORM_LOG")

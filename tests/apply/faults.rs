@@ -134,8 +134,29 @@ fn github_actions_converges_under_every_fault() {
     );
 }
 
-// Not here, because of a bug (see the report of this test binary): the examples with clusters
-// under server errors and dropped connections, which the Kubernetes calls do not retry.
+#[test]
+fn quickstart_converges_under_every_fault() {
+    let sb = Sandbox::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    converges(
+        &sb,
+        &Config::example("quickstart"),
+        dir.path(),
+        every_fault(),
+    );
+}
+
+#[test]
+fn multi_cluster_converges_under_every_fault() {
+    let sb = Sandbox::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    converges(
+        &sb,
+        &Config::example("multi-cluster"),
+        dir.path(),
+        every_fault(),
+    );
+}
 
 #[test]
 fn twenty_identities_converge_under_every_fault() {

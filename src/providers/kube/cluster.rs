@@ -168,7 +168,8 @@ impl KubeCluster {
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let op = Op::new("list", ObjectRef::list(resource, Some(namespace), None));
-        let list = match api.list_metadata(&ListParams::default()).await {
+        let params = ListParams::default();
+        let list = match retrying(|| api.list_metadata(&params)).await {
             Ok(list) => list,
             // A list answered 404 is a kind this API server does not serve (listing in a
             // namespace that does not exist answers an empty list): it holds none.
@@ -291,8 +292,9 @@ impl ClusterApi for KubeCluster {
         let all_namespaces = async {
             let _permit = limit.acquire().await;
             let op = Op::new("list", ObjectRef::list("namespaces", None, None));
-            Api::<Namespace>::all(self.client.clone())
-                .list(&ListParams::default())
+            let api = Api::<Namespace>::all(self.client.clone());
+            let params = ListParams::default();
+            retrying(|| api.list(&params))
                 .await
                 .map_err(|e| ctx.error(&op, e))
         };
@@ -302,8 +304,9 @@ impl ClusterApi for KubeCluster {
                 "list",
                 ObjectRef::list("serviceaccounts", None, Some(&selector)),
             );
-            Api::<ServiceAccount>::all(self.client.clone())
-                .list(&ListParams::default().labels(&selector))
+            let params = ListParams::default().labels(&selector);
+            let api = Api::<ServiceAccount>::all(self.client.clone());
+            retrying(|| api.list(&params))
                 .await
                 .map_err(|e| ctx.error(&op, e))
         };
@@ -315,8 +318,9 @@ impl ClusterApi for KubeCluster {
                     "list",
                     ObjectRef::list("serviceaccounts", Some(namespace), None),
                 );
-                Api::<ServiceAccount>::namespaced(self.client.clone(), namespace)
-                    .list(&ListParams::default())
+                let api = Api::<ServiceAccount>::namespaced(self.client.clone(), namespace);
+                let params = ListParams::default();
+                retrying(|| api.list(&params))
                     .await
                     .map(|list| (namespace.clone(), list))
                     .map_err(|e| ctx.error(&op, e))
@@ -361,8 +365,10 @@ impl ClusterApi for KubeCluster {
         if force {
             params = params.force();
         }
-        let applied = Api::<Namespace>::all(self.client.clone())
-            .patch(&desired.name, &params, &Patch::Apply(&desired.manifest()))
+        let manifest = desired.manifest();
+        let api = Api::<Namespace>::all(self.client.clone());
+        let patch = Patch::Apply(&manifest);
+        let applied = retrying(|| api.patch(&desired.name, &params, &patch))
             .await
             .map_err(|e| self.ctx().error(&op, e))?;
         Ok(LiveNamespace::from_api(&applied))
@@ -385,8 +391,10 @@ impl ClusterApi for KubeCluster {
         if force {
             params = params.force();
         }
-        let applied = Api::<ServiceAccount>::namespaced(self.client.clone(), &desired.namespace)
-            .patch(&desired.name, &params, &Patch::Apply(&desired.manifest()))
+        let manifest = desired.manifest();
+        let api = Api::<ServiceAccount>::namespaced(self.client.clone(), &desired.namespace);
+        let patch = Patch::Apply(&manifest);
+        let applied = retrying(|| api.patch(&desired.name, &params, &patch))
             .await
             .map_err(|e| self.ctx().error(&op, e))?;
         Ok(LiveServiceAccount::from_api(&applied))
@@ -613,10 +621,42 @@ where
     };
     let mut op = Op::new("delete", what);
     op.preconditions = true;
-    match api.delete(name, &params).await {
+    // A delete retried after a lost answer finds the object gone: 404, already gone.
+    match retrying(|| api.delete(name, &params)).await {
         Ok(_) => Ok(Deletion::Deleted),
         Err(::kube::Error::Api(status)) if status.code == 404 => Ok(Deletion::AlreadyGone),
         Err(e) => Err(cluster.ctx().error(&op, e)),
+    }
+}
+
+/// Answers that mean "try again": 429 and the 5xx an API server or its load balancer gives
+/// while restarting or overloaded, and connections lost on the way (kube-rs has no retries).
+fn transient(error: &::kube::Error) -> bool {
+    match error {
+        ::kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
+        ::kube::Error::HyperError(_) | ::kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// Runs an idempotent call (a list, a server-side apply, a delete with preconditions) again
+/// after a transient failure, up to 6 attempts with exponential backoff.
+async fn retrying<T, F, Fut>(mut call: F) -> Result<T, ::kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ::kube::Error>>,
+{
+    let mut attempt: u32 = 0;
+    loop {
+        match call().await {
+            Err(e) if attempt < 5 && transient(&e) => {
+                attempt += 1;
+                let delay = std::time::Duration::from_millis(100 << attempt.min(5));
+                tracing::debug!("Kubernetes call failed ({e}); retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+            }
+            other => return other,
+        }
     }
 }
 
