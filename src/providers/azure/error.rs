@@ -297,6 +297,14 @@ fn hint_for(f: &ApiFailure) -> Option<String> {
         "AuthorizationFailed" => {
             let action = quoted_after(&f.message, "perform action");
             let scope = quoted_after(&f.message, "over scope");
+            // For a write, ARM names the object being written; the role is needed at the
+            // scope it is written at (`…/providers/Microsoft.Authorization/roleAssignments/x`
+            // is written at `…`).
+            let scope = scope.map(|s| {
+                s.to_ascii_lowercase()
+                    .find("/providers/microsoft.authorization/roleassignments/")
+                    .map_or(s, |i| if i == 0 { "/" } else { &s[..i] })
+            });
             match (action, scope) {
                 (Some(action), Some(scope)) => format!(
                     "the principal wiform runs as lacks `{action}` at `{scope}`: assign it a role \
@@ -437,6 +445,16 @@ mod tests {
         let hint = e.hint().unwrap();
         assert!(hint.contains("`Microsoft.Authorization/roleAssignments/write`"));
         assert!(hint.contains("`/subscriptions/s/resourceGroups/rg`"));
+        let on_assignment = ApiFailure::parse(
+            403,
+            br#"{"error":{"code":"AuthorizationFailed","message":"The client 'c' with object id 'o' does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/write' over scope '/providers/Microsoft.Management/managementGroups/mg1/providers/Microsoft.Authorization/roleAssignments/1234' or the scope is invalid."}}"#,
+            None,
+        );
+        let hint = AzureError::api("assign", on_assignment).hint().unwrap();
+        assert!(
+            hint.contains("at `/providers/Microsoft.Management/managementGroups/mg1`:"),
+            "{hint}"
+        );
         assert!(hint.contains("User Access Administrator"));
     }
 
