@@ -1416,55 +1416,58 @@ impl Planner<'_> {
                 hash_of(Some(&a)),
             );
         }
-        let mut credential_deletes = Vec::new();
-        for (key, credentials) in &azure.identity_credentials {
-            let name = kept_identities.get(key).cloned().or_else(|| {
-                doomed_identities
-                    .iter()
-                    .find(|i| &i.key() == key)
-                    .map(|i| i.name.clone())
+        // (identity, name, id, issuer, subject, live hash) of every credential to prune.
+        type Row = (String, String, String, String, String, String);
+        fn row<C: Serialize>(
+            identity: &str,
+            name: &str,
+            id: &str,
+            issuer: &str,
+            subject: &str,
+            live: &C,
+        ) -> Row {
+            (
+                identity.into(),
+                name.into(),
+                id.into(),
+                issuer.into(),
+                subject.into(),
+                hash_of(Some(live)),
+            )
+        }
+        let of_identities = azure
+            .identity_credentials
+            .iter()
+            .filter_map(|(key, credentials)| {
+                let identity = kept_identities.get(key).cloned().or_else(|| {
+                    doomed_identities
+                        .iter()
+                        .find(|i| &i.key() == key)
+                        .map(|i| i.name.clone())
+                })?;
+                Some(
+                    credentials
+                        .iter()
+                        .map(move |c| row(&identity, &c.name, &c.id, &c.issuer, &c.subject, c)),
+                )
             });
-            let Some(identity) = name else { continue };
-            for c in credentials {
-                if self
-                    .claimed
-                    .credentials
-                    .contains(&c.id.to_ascii_lowercase())
-                {
-                    continue;
-                }
-                credential_deletes.push((
-                    identity.clone(),
-                    c.name.clone(),
-                    c.id.clone(),
-                    c.issuer.clone(),
-                    c.subject.clone(),
-                    hash_of(Some(c)),
-                ));
-            }
-        }
-        for (object_id, credentials) in &azure.application_credentials {
-            let Some(identity) = kept_apps.get(object_id) else {
-                continue;
-            };
-            for c in credentials {
-                if self
-                    .claimed
-                    .credentials
-                    .contains(&c.id.to_ascii_lowercase())
-                {
-                    continue;
-                }
-                credential_deletes.push((
-                    identity.clone(),
-                    c.name.clone(),
-                    c.id.clone(),
-                    c.issuer.clone(),
-                    c.subject.clone(),
-                    hash_of(Some(c)),
-                ));
-            }
-        }
+        let of_applications =
+            azure
+                .application_credentials
+                .iter()
+                .filter_map(|(object_id, credentials)| {
+                    let identity = kept_apps.get(object_id)?.clone();
+                    Some(
+                        credentials
+                            .iter()
+                            .map(move |c| row(&identity, &c.name, &c.id, &c.issuer, &c.subject, c)),
+                    )
+                });
+        let credential_deletes: Vec<Row> = of_identities
+            .flatten()
+            .chain(of_applications.flatten())
+            .filter(|(_, _, id, ..)| !self.claimed.credentials.contains(&id.to_ascii_lowercase()))
+            .collect();
         for (identity, name, id, issuer, subject, hash) in credential_deletes {
             let address = Address::FederatedCredential {
                 identity,

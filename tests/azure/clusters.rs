@@ -13,7 +13,6 @@ use wiform::providers::azure::AzureProvider;
 use wiform::providers::azure::client::{Event, Request};
 use wiform::providers::azure::clusters::{API_VERSION, LiveCluster};
 use wiform::providers::kube::{ClusterApi, KubeCluster};
-use wiform_sandbox::seed::{Seed, SeedCluster, SeedGroup};
 use wiform_sandbox::state::StoreError;
 use wiform_sandbox::{App, Faults};
 
@@ -34,34 +33,7 @@ fn cluster_path(rg: &str, name: &str) -> String {
 /// Settled clusters (as `wiform sandbox seed` makes them): (resource group, name, OIDC issuer,
 /// workload identity). Their resource groups are made too.
 fn seed(sbx: &Sandbox, clusters: &[(&str, &str, bool, bool)]) {
-    let mut groups: Vec<&str> = clusters.iter().map(|c| c.0).collect();
-    groups.dedup();
-    let seed = Seed {
-        resource_groups: groups
-            .iter()
-            .map(|g| SeedGroup {
-                name: g.to_string(),
-                location: "westeurope".into(),
-                tags: Default::default(),
-            })
-            .collect(),
-        managed_clusters: clusters
-            .iter()
-            .map(|(rg, name, oidc, wi)| SeedCluster {
-                resource_group: rg.to_string(),
-                name: name.to_string(),
-                location: "westeurope".into(),
-                oidc_issuer: *oidc,
-                workload_identity: *wi,
-            })
-            .collect(),
-        ..Seed::default()
-    };
-    let app = &sbx.running.app;
-    app.store
-        .write(|s| Ok::<_, StoreError>(wiform_sandbox::seed::apply(s, &seed, &app.base_url)))
-        .unwrap()
-        .unwrap();
+    sbx.seed(&[], clusters);
 }
 
 async fn get(sbx: &Sandbox, rg: &str, name: &str) -> LiveCluster {

@@ -15,8 +15,6 @@ use wiform::providers::azure::identities::{
 use wiform::providers::azure::observe::AzureObservation;
 use wiform::providers::azure::roles::DesiredRoleAssignment;
 use wiform_sandbox::Options;
-use wiform_sandbox::seed::{Seed, SeedCluster, SeedGroup};
-use wiform_sandbox::state::StoreError;
 
 use crate::support::{Sandbox, TENANT, sandbox_with};
 
@@ -36,38 +34,11 @@ fn graph_of(name: &str, text: &str) -> (String, Graph) {
 }
 
 fn seed(sbx: &Sandbox, groups: &[&str], clusters: &[(&str, &str)]) {
-    let mut groups: Vec<&str> = groups.to_vec();
-    for (rg, _) in clusters {
-        if !groups.contains(rg) {
-            groups.push(rg);
-        }
-    }
-    let seed = Seed {
-        resource_groups: groups
-            .iter()
-            .map(|g| SeedGroup {
-                name: g.to_string(),
-                location: "westeurope".into(),
-                tags: Default::default(),
-            })
-            .collect(),
-        managed_clusters: clusters
-            .iter()
-            .map(|(rg, name)| SeedCluster {
-                resource_group: rg.to_string(),
-                name: name.to_string(),
-                location: "westeurope".into(),
-                oidc_issuer: true,
-                workload_identity: true,
-            })
-            .collect(),
-        ..Seed::default()
-    };
-    let app = &sbx.running.app;
-    app.store
-        .write(|s| Ok::<_, StoreError>(wiform_sandbox::seed::apply(s, &seed, &app.base_url)))
-        .unwrap()
-        .unwrap();
+    let settled: Vec<(&str, &str, bool, bool)> = clusters
+        .iter()
+        .map(|(rg, name)| (*rg, *name, true, true))
+        .collect();
+    sbx.seed(groups, &settled);
 }
 
 /// Writes everything the graph's Azure resources declare, straight through the provider (a

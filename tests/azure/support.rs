@@ -15,6 +15,8 @@ use wiform::providers::azure::client::{
 };
 use wiform::providers::azure::cloud::Endpoints;
 use wiform_sandbox::log::Entry;
+use wiform_sandbox::seed::{Seed, SeedCluster, SeedGroup};
+use wiform_sandbox::state::StoreError;
 use wiform_sandbox::state::{
     ADMIN_CLIENT_ID, DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, READER_CLIENT_ID,
 };
@@ -163,6 +165,44 @@ impl Sandbox {
             .iter()
             .filter(|r| r.status == status)
             .count()
+    }
+
+    /// Objects that exist before wiform runs, as `wiform sandbox seed` makes them: resource
+    /// groups, and settled AKS clusters `(resource group, name, OIDC issuer, workload
+    /// identity)` whose groups are made too.
+    pub fn seed(&self, groups: &[&str], clusters: &[(&str, &str, bool, bool)]) {
+        let mut all: Vec<&str> = groups.to_vec();
+        for (rg, ..) in clusters {
+            if !all.contains(rg) {
+                all.push(rg);
+            }
+        }
+        let seed = Seed {
+            resource_groups: all
+                .iter()
+                .map(|g| SeedGroup {
+                    name: g.to_string(),
+                    location: "westeurope".into(),
+                    tags: Default::default(),
+                })
+                .collect(),
+            managed_clusters: clusters
+                .iter()
+                .map(|(rg, name, oidc, wi)| SeedCluster {
+                    resource_group: rg.to_string(),
+                    name: name.to_string(),
+                    location: "westeurope".into(),
+                    oidc_issuer: *oidc,
+                    workload_identity: *wi,
+                })
+                .collect(),
+            ..Seed::default()
+        };
+        let app = &self.running.app;
+        app.store
+            .write(|s| Ok::<_, StoreError>(wiform_sandbox::seed::apply(s, &seed, &app.base_url)))
+            .unwrap()
+            .unwrap();
     }
 
     pub fn events(&self) -> Vec<Event> {

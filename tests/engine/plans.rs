@@ -6,44 +6,11 @@ use wiform::engine::{apply, observe};
 use wiform::graph::Graph;
 use wiform::providers::azure::AzureProvider;
 use wiform_sandbox::Options;
-use wiform_sandbox::seed::{Seed, SeedCluster, SeedGroup};
-use wiform_sandbox::state::StoreError;
 
 use crate::support::{Sandbox, TENANT, sandbox_with};
 
 fn seed(sbx: &Sandbox, groups: &[&str], clusters: &[(&str, &str, bool, bool)]) {
-    let mut all: Vec<&str> = groups.to_vec();
-    for c in clusters {
-        if !all.contains(&c.0) {
-            all.push(c.0);
-        }
-    }
-    let seed = Seed {
-        resource_groups: all
-            .iter()
-            .map(|g| SeedGroup {
-                name: g.to_string(),
-                location: "westeurope".into(),
-                tags: Default::default(),
-            })
-            .collect(),
-        managed_clusters: clusters
-            .iter()
-            .map(|(rg, name, oidc, wi)| SeedCluster {
-                resource_group: rg.to_string(),
-                name: name.to_string(),
-                location: "westeurope".into(),
-                oidc_issuer: *oidc,
-                workload_identity: *wi,
-            })
-            .collect(),
-        ..Seed::default()
-    };
-    let app = &sbx.running.app;
-    app.store
-        .write(|s| Ok::<_, StoreError>(wiform_sandbox::seed::apply(s, &seed, &app.base_url)))
-        .unwrap()
-        .unwrap();
+    sbx.seed(groups, clusters);
 }
 
 struct Example {
