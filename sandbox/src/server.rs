@@ -29,7 +29,8 @@ pub enum StartError {
     Client(#[from] reqwest::Error),
 }
 
-/// A running sandbox. Dropping it stops the server.
+/// A running sandbox. Dropping it stops the server and waits until its state file holds every
+/// change made so far.
 pub struct Running {
     pub app: Arc<App>,
     pub addr: SocketAddr,
@@ -46,11 +47,18 @@ impl Running {
         &self.app.ca_pem
     }
 
-    /// Stops accepting, lets connections in flight end.
+    /// Stops accepting, lets connections in flight end, and waits until the state file holds
+    /// every change made so far.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+        // Off the runtime's threads: the last write of a large state takes a while.
+        let app = self.app.clone();
+        match tokio::task::spawn_blocking(move || app.store.flush()).await {
+            Ok(result) => report_flush(result),
+            Err(_) => report_flush(self.app.store.flush()),
         }
     }
 }
@@ -58,6 +66,16 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+        // Nothing left to write after `stop`; otherwise (a CLI that ends without stopping its
+        // in-process sandbox) this waits for the last write.
+        report_flush(self.app.store.flush());
+    }
+}
+
+/// A state file that cannot be written is told, not fatal: the state is still in memory.
+fn report_flush(result: Result<(), crate::state::StoreError>) {
+    if let Err(error) = result {
+        tracing::warn!("{error}");
     }
 }
 
@@ -65,7 +83,7 @@ impl Drop for Running {
 pub async fn start(options: Options) -> Result<Running, StartError> {
     let dir = options.state_dir.clone();
     let store = match &dir {
-        Some(dir) => Store::open(&dir.join("sandbox.json"))?,
+        Some(dir) => Store::open(&dir.join("sandbox.json"))?.in_background()?,
         None => Store::in_memory(crate::state::State::new()),
     };
     let tls = tls::load_or_create(dir.as_deref())?;
