@@ -982,7 +982,7 @@ async fn applications(app: &App, request: &Request) -> ApiResult {
         }
         Method::POST => {
             let input = app_input(&object(request)?)?;
-            let created_app = app.store.write(|s| insert_application(s, input))?;
+            let created_app = app.store.update(|s| insert_application(s, input))?;
             Ok(created(
                 entity(request, "applications", application_json(&created_app)),
                 format!("{}/v1.0/applications/{}", request.base_url, created_app.id),
@@ -1023,7 +1023,7 @@ fn application(app: &App, request: &Request, target: AppRef) -> ApiResult {
                     _ => input.unique_name = Some(name.clone()),
                 }
             }
-            let outcome = app.store.write(|s| match target.find(s) {
+            let outcome = app.store.update(|s| match target.find(s) {
                 Some(key) => update_application(s, &key, input).map(|()| None),
                 None if upsert && matches!(target, AppRef::UniqueName(_)) => {
                     insert_application(s, input).map(Some)
@@ -1042,7 +1042,7 @@ fn application(app: &App, request: &Request, target: AppRef) -> ApiResult {
             // application-delete.md: 204. The application's service principal in its home tenant
             // goes with it. (Real Entra keeps deleted applications restorable for 30 days; the
             // sandbox deletes them at once.)
-            app.store.write(|s| {
+            app.store.update(|s| {
                 let Some(key) = target.find(s) else {
                     return Err(not_found(target.shown()));
                 };
@@ -1270,7 +1270,7 @@ async fn federated_credentials(app: &App, request: &Request, target: AppRef) -> 
                 ));
             };
             let fic = new_fic(name, input)?;
-            let object_id = app.store.write(|s| {
+            let object_id = app.store.update(|s| {
                 let Some(key) = target.find(s) else {
                     return Err(not_found(target.shown()));
                 };
@@ -1323,7 +1323,7 @@ fn federated_credential(app: &App, request: &Request, target: AppRef, fic: FicRe
                     "The name in the request body does not match the name in the request URI.",
                 ));
             }
-            let outcome = app.store.write(|s| {
+            let outcome = app.store.update(|s| {
                 let Some(key) = target.find(s) else {
                     return Err(not_found(target.shown()));
                 };
@@ -1381,7 +1381,7 @@ fn federated_credential(app: &App, request: &Request, target: AppRef, fic: FicRe
             }
         }
         Method::DELETE => {
-            app.store.write(|s| {
+            app.store.update(|s| {
                 let Some(key) = target.find(s) else {
                     return Err(not_found(target.shown()));
                 };
@@ -1508,7 +1508,7 @@ async fn service_principals(app: &App, request: &Request) -> ApiResult {
             let message = format!(
                 "The appId '{app_id}' of the service principal does not reference a valid application object."
             );
-            let outcome = app.store.write(|s| {
+            let outcome = app.store.update(|s| {
                 let Some(application) = s
                     .applications
                     .values()
@@ -1603,7 +1603,7 @@ fn service_principal(app: &App, request: &Request, target: SpRef) -> ApiResult {
             }
         }
         Method::DELETE => {
-            app.store.write(|s| {
+            app.store.update(|s| {
                 let Some(key) = find(s) else {
                     return Err(not_found(&shown));
                 };

@@ -520,7 +520,7 @@ fn put_definition(app: &App, request: &Request, scope: &str, name: &str) -> ApiR
         Some(_) => return Err(invalid_content("'permissions' must be an array.")),
     }
     let guid = name.to_ascii_lowercase();
-    let definition = app.store.write(|state| {
+    let definition = app.store.update(|state| {
         let clash = crate::builtin_roles::by_name(&role_name).is_some()
             || state.role_definitions.values().any(|d| {
                 d.role_name.eq_ignore_ascii_case(&role_name) && !d.name.eq_ignore_ascii_case(&guid)
@@ -579,7 +579,7 @@ fn delete_definition(app: &App, request: &Request, scope: &str, name: &str) -> A
         ));
     }
     let guid = name.to_ascii_lowercase();
-    let removed = app.store.write(|state| {
+    let removed = app.store.update(|state| {
         let Some(definition) = state.role_definitions.get(&guid).cloned() else {
             return Ok::<_, ApiError>(None);
         };
@@ -864,7 +864,7 @@ fn put_assignment(app: &App, request: &Request, scope: &str, name: &str) -> ApiR
     let caller = request.caller.as_ref().map(|c| c.object_id.clone());
     let delay = app.faults().replication_delay_ms;
     let now = now_ms();
-    let (assignment, created) = app.store.write(|state| {
+    let (assignment, created) = app.store.update(|state| {
         let role = find_definition(state, &wanted.role_guid, scope)
             .filter(|role| match role {
                 Role::Builtin(_) => true,

@@ -487,7 +487,7 @@ fn operation_status(app: &App, request: &Request) -> ApiResult {
 /// when done 200 with the cluster, or 204 after a delete).
 fn operation_result(app: &App, request: &Request) -> ApiResult {
     let id = operation_id(app, request)?;
-    let (operation, cluster, tenant) = app.store.write(|s| {
+    let (operation, cluster, tenant) = app.store.update(|s| {
         let operation = advance(s, &id).ok_or_else(|| operation_not_found(&id))?;
         let cluster = s.managed_clusters.get(&operation.resource_key).cloned();
         Ok::<_, ApiError>((operation, cluster, s.tenant_id.clone()))
@@ -541,7 +541,7 @@ fn cluster(
             )?;
             // Only a GET that polls a running operation changes (and persists) anything.
             let found = if app.store.read(|s| running_operation(s, &k).is_some()) {
-                app.store.write(|s| {
+                app.store.update(|s| {
                     if let Some(operation) = running_operation(s, &k) {
                         advance(s, &operation);
                     }
@@ -844,7 +844,7 @@ fn put(
     }
     let wanted = read_put_body(request)?;
     let polls = app.faults().lro_polls;
-    let (cluster, operation, created, tenant) = app.store.write(|s| {
+    let (cluster, operation, created, tenant) = app.store.update(|s| {
         let existing = s.managed_clusters.get(&k).cloned();
         check_preconditions(request, existing.as_ref(), name)?;
         if let Some(existing) = &existing {
@@ -944,7 +944,7 @@ fn patch(app: &App, request: &Request, resource_group: &str, name: &str) -> ApiR
         return Err(invalid_content("the body must be a JSON object."));
     }
     let tags = super::resource_groups::parse_tags(&body)?;
-    let (cluster, tenant) = app.store.write(|s| {
+    let (cluster, tenant) = app.store.update(|s| {
         let existing = s.managed_clusters.get(&k).cloned();
         check_preconditions(request, existing.as_ref(), name)?;
         let Some(mut cluster) = existing else {
@@ -985,7 +985,7 @@ fn delete(
         &cluster_id,
     )?;
     let polls = app.faults().lro_polls;
-    let started = app.store.write(|s| {
+    let started = app.store.update(|s| {
         let existing = s.managed_clusters.get(&k).cloned();
         check_preconditions(request, existing.as_ref(), name)?;
         let Some(cluster) = existing else {

@@ -256,7 +256,7 @@ async fn identity(
                 ));
             }
             let now = now_ms();
-            let (identity, created) = app.store.write(|s| {
+            let (identity, created) = app.store.update(|s| {
                 let existing = s.identities.get(&k).cloned();
                 match (existing, is_patch) {
                     (None, true) => Err(not_found(resource_group, TYPE, name)),
@@ -320,7 +320,7 @@ async fn identity(
                 "Microsoft.ManagedIdentity/userAssignedIdentities/delete",
                 &identity_id,
             )?;
-            let existed = app.store.write(|s| {
+            let existed = app.store.update(|s| {
                 let Some(identity) = s.identities.remove(&k) else {
                     return Ok::<_, ApiError>(false);
                 };
@@ -534,7 +534,7 @@ async fn federated_credentials(
                 }
             }
             let _slot = write_slot(app, &identity_key, &parent.id).await?;
-            let (fic, created) = app.store.write(|s| {
+            let (fic, created) = app.store.update(|s| {
                 if s.federated_credentials.values().any(|f| f.identity_key == identity_key && f.issuer == issuer && f.subject == subject && key(&f.id) != fic_key) {
                     return Err(bad_request("Issuer and subject combination already exists for this Managed Identity."));
                 }

@@ -199,7 +199,7 @@ pub async fn handle(app: &App, request: Request) -> ApiResult {
                         .get("managedBy")
                         .and_then(Value::as_str)
                         .map(String::from);
-                    let (rg, created) = app.store.write(|s| {
+                    let (rg, created) = app.store.update(|s| {
                         let k = key(&rg_id);
                         let existing = s.resource_groups.get(&k).cloned();
                         if let Some(existing) = &existing
@@ -238,7 +238,7 @@ pub async fn handle(app: &App, request: Request) -> ApiResult {
                     require(app, &subscription, &name)?;
                     let body = request.json(Api::Arm)?;
                     let tags = parse_tags(&body)?;
-                    let rg = app.store.write(|s| {
+                    let rg = app.store.update(|s| {
                         let rg = s
                             .resource_groups
                             .get_mut(&key(&rg_id))
@@ -320,7 +320,7 @@ fn delete(app: &App, request: &Request, subscription: &str, rg_id: &str) -> ApiR
     let prefix = format!("{}/", key(rg_id));
     let polls = app.faults().lro_polls;
     let operation = uuid::Uuid::new_v4().simple().to_string();
-    let existed = app.store.write(|s| {
+    let existed = app.store.update(|s| {
         let existed = s.resource_groups.remove(&key(rg_id)).is_some();
         if existed {
             let gone: Vec<String> = s
@@ -385,7 +385,7 @@ fn delete(app: &App, request: &Request, subscription: &str, rg_id: &str) -> ApiR
 /// `GET /subscriptions/{s}/operationresults/{id}`: 202 while running, 200 when done.
 pub fn operation_result(app: &App, request: &Request) -> ApiResult {
     let id = request.segments[3].clone();
-    let done = app.store.write(|s| {
+    let done = app.store.update(|s| {
         let Some(operation) = s.operations.get_mut(&id) else {
             return Err(ApiError::arm(
                 StatusCode::NOT_FOUND,

@@ -220,7 +220,7 @@ pub fn standalone(app: &App) -> Result<ClusterAccess, StoreError> {
     if let Some(view) = app.store.read(|s| view(s, &app.base_url, STANDALONE)) {
         return Ok(ClusterAccess::of(app, view));
     }
-    let view = app.store.write(|s| {
+    let view = app.store.update(|s| {
         if !s.kube_clusters.contains_key(STANDALONE) {
             let cluster = new_standalone_cluster();
             s.kube_clusters.insert(STANDALONE.into(), cluster);
@@ -245,7 +245,7 @@ pub fn aks_access(app: &App, aks_key: &str) -> Result<Option<ClusterAccess>, Sto
     if let Some(view) = app.store.read(found) {
         return Ok(Some(ClusterAccess::of(app, view)));
     }
-    let view = app.store.write(|s| {
+    let view = app.store.update(|s| {
         if !s.managed_clusters.contains_key(aks_key) {
             return Ok::<_, StoreError>(None);
         }
@@ -388,7 +388,7 @@ pub fn signer(app: &App, id: &str) -> Result<Arc<Signer>, ApiError> {
                 format!("cannot make a service-account signing key: {e}"),
             )
         })?;
-    let pem = app.store.write(|s| {
+    let pem = app.store.update(|s| {
         let Some(cluster) = s.kube_clusters.get_mut(id) else {
             return Err(super::errors::no_such_resource());
         };

@@ -876,7 +876,7 @@ fn create(call: &Call<'_>, kind: Kind, namespace: &str) -> ApiResult {
         namespace_prepare(&mut object, None);
     }
 
-    let stored = call.app.store.write(|s| {
+    let stored = call.app.store.update(|s| {
         let cluster = s
             .kube_clusters
             .get_mut(&call.view.id)
@@ -1000,7 +1000,7 @@ fn replace(call: &Call<'_>, kind: Kind, namespace: &str, name: &str) -> ApiResul
     let mut object = Value::Object(fields);
     object["metadata"] = Value::Object(metadata);
     let now = now_ms();
-    let stored = call.app.store.write(|s| {
+    let stored = call.app.store.update(|s| {
         let cluster = s
             .kube_clusters
             .get_mut(&call.view.id)
@@ -1128,7 +1128,7 @@ fn server_side_apply(call: &Call<'_>, kind: Kind, namespace: &str, name: &str) -
         .map(String::from);
 
     let now = now_ms();
-    let (stored, created) = call.app.store.write(|s| {
+    let (stored, created) = call.app.store.update(|s| {
         let cluster = s
             .kube_clusters
             .get_mut(&call.view.id)
@@ -1374,7 +1374,7 @@ fn update_patch(
         )));
     }
     let now = now_ms();
-    let stored = call.app.store.write(|s| {
+    let stored = call.app.store.update(|s| {
         let cluster = s
             .kube_clusters
             .get_mut(&call.view.id)
@@ -1447,7 +1447,7 @@ fn delete(call: &Call<'_>, kind: Kind, namespace: &str, name: &str) -> ApiResult
         .and_then(Value::as_str)
         .map(String::from);
     let now = now_ms();
-    let gone = call.app.store.write(|s| {
+    let gone = call.app.store.update(|s| {
         let cluster = s
             .kube_clusters
             .get_mut(&call.view.id)
