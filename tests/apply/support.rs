@@ -3,6 +3,10 @@
 //! raw ARM and Kubernetes requests as the sandbox's admin, what the sandbox holds for a stack
 //! ([`Inventory`]) and what a config asks for ([`Expected`]), and configs edited as TOML.
 
+#[path = "../support/served_sandbox.rs"]
+mod served_sandbox;
+pub use served_sandbox::Sandbox;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,10 +15,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use wiform_sandbox::auth::Caller;
 use wiform_sandbox::kube::ClusterAccess;
-use wiform_sandbox::log::Entry;
+
+use wiform_sandbox::Faults;
 use wiform_sandbox::seed::Seed;
 use wiform_sandbox::state::{ADMIN_CLIENT_ID, DEFAULT_SUBSCRIPTION, State, StoreError};
-use wiform_sandbox::{App, Faults, Options, Running};
 
 pub const SUB: &str = DEFAULT_SUBSCRIPTION;
 pub const MSI_API: &str = "2024-11-30";
@@ -61,78 +65,9 @@ impl Run {
     }
 }
 
-/// A sandbox serving from a temporary state directory. Its runtime keeps serving while the test
-/// thread waits for the binary.
-pub struct Sandbox {
-    running: Option<Running>,
-    runtime: tokio::runtime::Runtime,
-    dir: tempfile::TempDir,
-    http: reqwest::Client,
-}
-
 impl Sandbox {
-    pub fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        let dir = tempfile::tempdir().expect("a state directory");
-        let running = runtime
-            .block_on(wiform_sandbox::start(Options {
-                state_dir: Some(dir.path().to_path_buf()),
-                port: 0,
-                ..Options::default()
-            }))
-            .expect("the sandbox starts");
-        std::fs::write(dir.path().join("endpoint"), running.base_url())
-            .expect("the endpoint file is written");
-        let http = reqwest::Client::builder()
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(running.ca_pem().as_bytes()).expect("the CA"),
-            )
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("an HTTP client");
-        Sandbox {
-            running: Some(running),
-            runtime,
-            dir,
-            http,
-        }
-    }
-
-    fn running(&self) -> &Running {
-        self.running.as_ref().expect("the sandbox runs")
-    }
-
-    pub fn app(&self) -> &App {
-        &self.running().app
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn base_url(&self) -> &str {
-        self.running().base_url()
-    }
-
-    pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        self.app().store.read(f)
-    }
-
     pub fn set_faults(&self, faults: Faults) {
         self.app().set_faults(faults);
-    }
-
-    /// Every request logged since the last [`Sandbox::clear_log`].
-    pub fn log(&self) -> Vec<Entry> {
-        self.app().log.entries()
-    }
-
-    pub fn clear_log(&self) {
-        self.app().log.clear();
     }
 
     /// How many answers carried the error `code`.
@@ -448,14 +383,6 @@ impl Sandbox {
             dangling.is_empty(),
             "after {what}: role assignments of deleted principals: {dangling:#?}"
         );
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            self.runtime.block_on(running.stop());
-        }
     }
 }
 

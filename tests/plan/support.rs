@@ -3,6 +3,10 @@
 //! `wiform sandbox serve`), hand-made changes through the emulated ARM and Kubernetes
 //! APIs, and the normalisation of run-dependent values before snapshots.
 
+#[path = "../support/served_sandbox.rs"]
+mod served_sandbox;
+pub use served_sandbox::Sandbox;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -11,8 +15,7 @@ use serde_json::Value;
 use wiform_sandbox::auth::Caller;
 use wiform_sandbox::kube::ClusterAccess;
 use wiform_sandbox::log::Entry;
-use wiform_sandbox::state::{ADMIN_CLIENT_ID, DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, State};
-use wiform_sandbox::{App, Options, Running};
+use wiform_sandbox::state::{ADMIN_CLIENT_ID, DEFAULT_SUBSCRIPTION, DEFAULT_TENANT};
 
 pub const SUB: &str = DEFAULT_SUBSCRIPTION;
 pub const MSI_API: &str = "2024-11-30";
@@ -53,77 +56,7 @@ impl Run {
     }
 }
 
-/// A sandbox serving from a temporary state directory, with `{dir}/endpoint` written as
-/// `wiform sandbox serve` writes it. The runtime serving it stays up while the test thread waits
-/// for the binary.
-pub struct Sandbox {
-    running: Option<Running>,
-    runtime: tokio::runtime::Runtime,
-    dir: tempfile::TempDir,
-    http: reqwest::Client,
-}
-
 impl Sandbox {
-    pub fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        let dir = tempfile::tempdir().expect("a state directory");
-        let running = runtime
-            .block_on(wiform_sandbox::start(Options {
-                state_dir: Some(dir.path().to_path_buf()),
-                port: 0,
-                ..Options::default()
-            }))
-            .expect("the sandbox starts");
-        std::fs::write(dir.path().join("endpoint"), running.base_url())
-            .expect("the endpoint file is written");
-        let http = reqwest::Client::builder()
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(running.ca_pem().as_bytes()).expect("the CA"),
-            )
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .expect("an HTTP client");
-        Sandbox {
-            running: Some(running),
-            runtime,
-            dir,
-            http,
-        }
-    }
-
-    fn running(&self) -> &Running {
-        self.running.as_ref().expect("the sandbox runs")
-    }
-
-    pub fn app(&self) -> &App {
-        &self.running().app
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn base_url(&self) -> &str {
-        self.running().base_url()
-    }
-
-    pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        self.app().store.read(f)
-    }
-
-    /// Every request logged since the last [`Sandbox::clear_log`].
-    pub fn log(&self) -> Vec<Entry> {
-        self.app().log.entries()
-    }
-
-    pub fn clear_log(&self) {
-        self.app().log.clear();
-    }
-
     /// Runs `wiform --color never ARGS` in `cwd`. Fails the test when the binary started a
     /// sandbox of its own instead of connecting to this one.
     pub fn wiform_in(&self, cwd: &Path, args: &[&str]) -> Run {
@@ -294,14 +227,6 @@ impl Sandbox {
         let (status, body) = self.arm(Method::GET, &identity_path(resource_group, name), None);
         assert_eq!(status, 200, "{body}");
         body
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            self.runtime.block_on(running.stop());
-        }
     }
 }
 
