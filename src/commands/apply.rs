@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::plan::{AzureSettings, Connected, connect, runtime};
+use super::plan::{AzureSettings, Connected, Planned, connect, make_plan, runtime};
 use super::progress::Display;
 use super::{Printer, Verbosity, load_config};
 use crate::engine::apply::{self, Outcome, Report};
-use crate::engine::observe;
 use crate::engine::plan::{Action, Plan};
 use crate::exit::ExitStatus;
 use crate::graph::Graph;
@@ -207,17 +206,18 @@ async fn apply_connected(
         saved,
         display,
     } = run;
-    let clusters = observe::connect(&connected.azure, &connected.reach).await;
-    let observed = observe::observe(&connected.azure, &clusters, &config.name.value, graph).await;
-    let plan = crate::engine::diff::plan(
-        crate::engine::diff::Input {
-            stack: &config.name.value,
-            config_file: &file.display().to_string(),
-            graph,
-            targets,
-        },
-        &observed,
-    );
+    let Planned {
+        plan,
+        observed,
+        clusters,
+    } = make_plan(
+        connected,
+        config,
+        graph,
+        &file.display().to_string(),
+        targets,
+    )
+    .await;
     if let Some(saved) = saved
         && (saved.fingerprint != plan.fingerprint || saved.changes != plan.changes)
     {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Printer, Verbosity, load_config};
 use crate::config::model::Config;
-use crate::engine::diff::{self, Input};
+use crate::engine::diff::{self, ClusterFailure, Input, Observed};
 use crate::engine::observe::{self, Reach};
 use crate::engine::plan::Plan;
 use crate::exit::ExitStatus;
@@ -14,6 +14,7 @@ use crate::providers::azure::credential::{
     AuthMethod, CredentialSettings, Environment, credential,
 };
 use crate::providers::azure::{AzureClient, AzureProvider, ClientOptions, Endpoints, EventSink};
+use crate::providers::kube::KubeCluster;
 use crate::render;
 use crate::sandbox_session::{self, SandboxSession};
 
@@ -200,6 +201,14 @@ pub async fn connect(
     })
 }
 
+/// A plan with what it was made from: `apply` carries it out against the same observation and
+/// cluster connections.
+pub struct Planned {
+    pub plan: Plan,
+    pub observed: Observed,
+    pub clusters: BTreeMap<String, Result<KubeCluster, ClusterFailure>>,
+}
+
 /// Observes and diffs: the plan for `graph` (limited to `targets` when given).
 pub async fn make_plan(
     connected: &Connected,
@@ -207,10 +216,10 @@ pub async fn make_plan(
     graph: &Graph,
     config_file: &str,
     targets: &[NodeId],
-) -> Plan {
+) -> Planned {
     let clusters = observe::connect(&connected.azure, &connected.reach).await;
     let observed = observe::observe(&connected.azure, &clusters, &config.name.value, graph).await;
-    diff::plan(
+    let plan = diff::plan(
         Input {
             stack: &config.name.value,
             config_file,
@@ -218,7 +227,12 @@ pub async fn make_plan(
             targets,
         },
         &observed,
-    )
+    );
+    Planned {
+        plan,
+        observed,
+        clusters,
+    }
 }
 
 pub fn run(printer: &Printer, settings: &PlanSettings) -> ExitStatus {
@@ -254,7 +268,8 @@ pub fn run(printer: &Printer, settings: &PlanSettings) -> ExitStatus {
             &settings.file.display().to_string(),
             &targets,
         )
-        .await;
+        .await
+        .plan;
         if let Some(session) = connected.sandbox {
             session.close().await;
         }

@@ -1319,30 +1319,16 @@ impl Planner<'_> {
 
         // Role assignments of the stack's principals, then credentials, then identities.
         let azure = &self.observed.azure;
-        let kept_identities: BTreeMap<String, String> = self
-            .outputs
-            .iter()
-            .filter_map(|(id, o)| {
-                let key = o.live_key.clone()?;
-                matches!(
-                    self.graph().node(*id).resource,
-                    Resource::ManagedIdentity { .. }
-                )
-                .then(|| (key, self.identity_key(*id)))
-            })
-            .collect();
-        let kept_apps: BTreeMap<String, String> = self
-            .outputs
-            .iter()
-            .filter_map(|(id, o)| {
-                let key = o.live_key.clone()?;
-                matches!(
-                    self.graph().node(*id).resource,
-                    Resource::Application { .. }
-                )
-                .then(|| (key, self.identity_key(*id)))
-            })
-            .collect();
+        // Live key → identity key of the identities in the config that exist, by kind.
+        let kept = |is_kind: fn(&Resource) -> bool| -> BTreeMap<String, String> {
+            self.outputs
+                .iter()
+                .filter(|(id, _)| is_kind(&self.graph().node(**id).resource))
+                .filter_map(|(id, o)| Some((o.live_key.clone()?, self.identity_key(*id))))
+                .collect()
+        };
+        let kept_identities = kept(|r| matches!(r, Resource::ManagedIdentity { .. }));
+        let kept_apps = kept(|r| matches!(r, Resource::Application { .. }));
         // Principals whose extras are pruned: identities in config (owned or adopted), and
         // owned identities that are not.
         let mut principals: BTreeMap<String, String> = BTreeMap::new();
