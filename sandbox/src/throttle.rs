@@ -42,7 +42,8 @@ impl Class {
         }
     }
 
-    fn arm_bucket(self) -> (f64, f64) {
+    /// ARM's bucket for this class: (burst, refill per second), before scaling.
+    pub fn arm_bucket(self) -> (f64, f64) {
         match self {
             Class::Reads => (250.0, 25.0),
             Class::Writes | Class::Deletes => (200.0, 10.0),
@@ -101,8 +102,15 @@ pub struct Throttle {
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
-/// The Managed Identity provider's operation kinds and their per-subscription rates.
-fn msi_rate(method: &axum::http::Method, is_list: bool) -> f64 {
+/// The Managed Identity provider's per-subscription buckets hold this many seconds of refill
+/// (the doc gives rates only; some burst is what a token bucket has).
+pub const MSI_BURST_SECONDS: f64 = 10.0;
+/// The Managed Identity provider's per-identity rate for writes (create/update, delete).
+pub const MSI_RESOURCE_WRITE_RATE: f64 = 0.25;
+
+/// The Managed Identity provider's operation kinds and their per-subscription rates, before
+/// scaling: create/update 2, get 10, list 5, delete 2 per second.
+pub fn msi_rate(method: &axum::http::Method, is_list: bool) -> f64 {
     match *method {
         axum::http::Method::GET | axum::http::Method::HEAD if is_list => 5.0,
         axum::http::Method::GET | axum::http::Method::HEAD => 10.0,
@@ -175,7 +183,7 @@ impl Throttle {
         };
         if let (Err(retry), _) = self.take(
             format!("msi/{}/{kind}", subscription.to_ascii_lowercase()),
-            rate * 10.0,
+            rate * MSI_BURST_SECONDS,
             rate,
         ) {
             return Err(refuse(retry));
@@ -183,10 +191,10 @@ impl Throttle {
         if let Some(identity) = identity
             && !matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD)
         {
-            let rate = 0.25 * scale;
+            let rate = MSI_RESOURCE_WRITE_RATE * scale;
             if let (Err(retry), _) = self.take(
                 format!("msi-resource/{}", identity.to_ascii_lowercase()),
-                (rate * 10.0).max(1.0),
+                (rate * MSI_BURST_SECONDS).max(1.0),
                 rate,
             ) {
                 return Err(refuse(retry));

@@ -11,6 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::engine::apply::{Outcome, Progress};
 use crate::engine::plan::Action;
 use crate::providers::azure::Event;
+use crate::providers::azure::client::limited_line;
 
 fn doing(action: Action) -> &'static str {
     match action {
@@ -67,6 +68,7 @@ pub fn event_line(event: &Event) -> Option<String> {
             "{action}: {status} after {:.0} s",
             elapsed.as_secs_f64()
         )),
+        Event::Limited { .. } => limited_line(event),
     }
 }
 

@@ -236,3 +236,70 @@ async fn a_4xx_is_not_retried_and_keeps_the_envelope() {
     assert!(!failure.code.is_empty() && !failure.message.is_empty());
     assert_eq!(sbx.api_requests().len(), 1);
 }
+
+#[tokio::test]
+async fn the_managed_identity_providers_own_limit_is_learned_from_its_429s() {
+    // Its per-subscription create/update limit scaled ×5: 100 burst, 10 per second. ARM's
+    // write bucket, scaled alike (1000 / 50 per s), has room for every request.
+    let sbx = sandbox_with_faults(Faults {
+        throttle: true,
+        msi_throttle: true,
+        throttle_scale: 5.0,
+        ..Faults::default()
+    })
+    .await;
+    sbx.seed(&["rg-ids"], &[]);
+    sbx.clear_log();
+    let puts = (0..140).map(|i| {
+        let client = sbx.admin.clone();
+        async move {
+            client
+                .send(
+                    &Request::arm(
+                        Method::PUT,
+                        format!(
+                            "/subscriptions/{SUB}/resourceGroups/rg-ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-{i:03}?api-version=2024-11-30"
+                        ),
+                    )
+                    .json(json!({"location": "westeurope"})),
+                )
+                .await
+        }
+    });
+    for result in futures::future::join_all(puts).await {
+        result.unwrap();
+    }
+    let answered_429 = sbx.count_status(429);
+    let total = sbx.api_requests().len();
+    assert_eq!(total, 140 + answered_429);
+    // The burst's overrun (the requests in flight when the first 429 came back) and at most a
+    // few probes after it; unpaced, the 40 requests past the burst would be refused over and
+    // over while 16 at a time retried.
+    assert!(
+        answered_429 <= 20,
+        "{answered_429} of {total} requests answered 429"
+    );
+    // The 429s were the provider's, not ARM's: ARM's write estimate was not lowered.
+    let (_, arm_refill) = sbx
+        .admin
+        .rate_estimate(SUB, OpClass::Writes)
+        .expect("ARM's write bucket observed");
+    assert!(
+        arm_refill >= 10.0,
+        "ARM's refill estimate fell to {arm_refill}"
+    );
+    let limited: Vec<String> = sbx
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Limited { limit, .. } => Some(limit.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        limited
+            .iter()
+            .any(|l| l.contains("Microsoft.ManagedIdentity create/update")),
+        "{limited:?}"
+    );
+}

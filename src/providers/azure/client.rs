@@ -31,6 +31,7 @@ use url::Url;
 
 use super::cloud::Endpoints;
 use super::error::{ApiFailure, AzureError, AzureErrorKind};
+use super::provider_limits::{LaneKey, Operation, ProviderLimits};
 use super::ratelimit::{OpClass, RateLimiter};
 
 /// Which service a request goes to (base URL and token scope).
@@ -297,6 +298,14 @@ pub enum Event {
         attempt: u32,
         delay: Duration,
     },
+    /// A resource provider throttled below ARM's limits: its requests are paced from now on.
+    Limited {
+        /// "Microsoft.ManagedIdentity create/update requests in subscription …".
+        limit: String,
+        per_second: f64,
+        /// Measured between two of its 429s (else the documented or a guessed rate).
+        measured: bool,
+    },
     /// A long-running operation reported its status.
     Polling {
         action: String,
@@ -306,6 +315,26 @@ pub enum Event {
 }
 
 pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// [`Event::Limited`] in words.
+pub fn limited_line(event: &Event) -> Option<String> {
+    let Event::Limited {
+        limit,
+        per_second,
+        measured,
+    } = event
+    else {
+        return None;
+    };
+    Some(format!(
+        "{limit} are throttled by the provider: pacing them at {per_second:.1} per second ({})",
+        if *measured {
+            "measured from its answers"
+        } else {
+            "a first guess, to be measured"
+        }
+    ))
+}
 
 /// Counts of what the client did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -337,6 +366,7 @@ struct Inner {
     credential: Arc<dyn TokenCredential>,
     options: ClientOptions,
     limiter: RateLimiter,
+    provider_limits: ProviderLimits,
     permits: Semaphore,
     namespace_permits: Mutex<HashMap<String, Arc<Semaphore>>>,
     counters: Counters,
@@ -369,6 +399,12 @@ pub fn http_client(endpoints: &Endpoints, timeout: Duration) -> Result<reqwest::
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
+/// A namespace's permit (when it has a limit) and one of the overall limit.
+type Permits<'a> = (
+    Option<tokio::sync::OwnedSemaphorePermit>,
+    Option<tokio::sync::SemaphorePermit<'a>>,
+);
+
 /// What one attempt produced.
 enum Attempt {
     Done(Response),
@@ -400,6 +436,7 @@ impl AzureClient {
                 endpoints,
                 credential,
                 limiter: RateLimiter::new(),
+                provider_limits: ProviderLimits::default(),
                 permits: Semaphore::new(parallelism),
                 namespace_permits: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
@@ -417,6 +454,7 @@ impl AzureClient {
             credential: shared.credential.clone(),
             options: shared.options.clone(),
             limiter: RateLimiter::new(),
+            provider_limits: ProviderLimits::default(),
             permits: Semaphore::new(shared.options.parallelism.max(1)),
             namespace_permits: Mutex::new(HashMap::new()),
             counters: Counters::default(),
@@ -485,6 +523,11 @@ impl AzureClient {
                 status,
                 elapsed,
             } => tracing::info!("{action}: {status} after {:.0} s", elapsed.as_secs_f64()),
+            Event::Limited { .. } => {
+                if let Some(line) = limited_line(&event) {
+                    tracing::info!("{line}");
+                }
+            }
         }
         if let Some(sink) = &self.inner.events {
             sink(&event);
@@ -539,13 +582,7 @@ impl AzureClient {
     }
 
     /// Holds a permit of the namespace (when it has a limit) and one of the overall limit.
-    async fn permits(
-        &self,
-        namespace: &str,
-    ) -> (
-        Option<tokio::sync::OwnedSemaphorePermit>,
-        Option<tokio::sync::SemaphorePermit<'_>>,
-    ) {
+    async fn permits(&self, namespace: &str) -> Permits<'_> {
         let namespace_permit = match self.namespace_semaphore(namespace) {
             Some(semaphore) => semaphore.acquire_owned().await.ok(),
             None => None,
@@ -576,6 +613,10 @@ impl AzureClient {
         let url = self.url(request)?;
         let policy = &self.inner.options.retry;
         let started = Instant::now();
+        // Time spent waiting for a turn under the request limits does not count against the
+        // retry budget: a long queue is not a failing service.
+        let mut paced = Duration::ZERO;
+        let trying = |paced: Duration| started.elapsed().saturating_sub(paced);
         let mut attempt: u32 = 0;
         // Attempts spent on throttling, server errors and lost connections; waits have their
         // own clock.
@@ -584,7 +625,8 @@ impl AzureClient {
         let standing = standing_waits();
         loop {
             attempt += 1;
-            let outcome = self.attempt(request, &url, accept).await;
+            let (outcome, waited_in_line) = self.attempt(request, &url, accept).await;
+            paced += waited_in_line;
             let (failure, headers) = match outcome {
                 Attempt::Done(response) => return Ok(response),
                 Attempt::NoToken(message) => {
@@ -595,9 +637,7 @@ impl AzureClient {
                 }
                 Attempt::Lost(message) => {
                     plain_retries += 1;
-                    if plain_retries >= policy.max_attempts
-                        || started.elapsed() >= policy.max_elapsed
-                    {
+                    if plain_retries >= policy.max_attempts || trying(paced) >= policy.max_elapsed {
                         return Err(AzureError::new(
                             request.describe(),
                             AzureErrorKind::Transport {
@@ -626,7 +666,7 @@ impl AzureClient {
                 let retry_after = retry_after(&headers).map(|d| d.min(policy.max_retry_after));
                 let delay = retry_after.unwrap_or_else(|| backoff(policy, plain_retries));
                 if plain_retries >= policy.max_attempts
-                    || started.elapsed() + delay >= policy.max_elapsed
+                    || trying(paced) + delay >= policy.max_elapsed
                 {
                     let waited_for = if failure.status == 429 {
                         "Azure's request limits to allow more requests"
@@ -703,79 +743,145 @@ impl AzureClient {
         }
     }
 
-    /// One HTTP exchange: pacing, permits, token, send, read, log.
-    async fn attempt(&self, request: &Request, url: &Url, accept: &[u16]) -> Attempt {
+    /// One HTTP exchange: pacing, permits, token, send, read, log. Also says how long the
+    /// request waited for its turn under the request limits.
+    async fn attempt(&self, request: &Request, url: &Url, accept: &[u16]) -> (Attempt, Duration) {
         let pacing = match request.service {
             Service::Arm => subscription_of(url.path()).map(|s| (s, OpClass::of(&request.method))),
             Service::Graph => None,
         };
-        // Pacing is decided once this request holds its permits, so that it sees the answers
-        // of every request sent before it (with many queued, deciding earlier would let a
-        // whole queue through on an estimate that is already stale).
         let namespace = namespace_of(request.service, url.path());
-        let mut permits = self.permits(&namespace).await;
-        if let Some((subscription, class)) = &pacing {
-            loop {
-                let slot = self
-                    .inner
-                    .limiter
-                    .reserve(subscription, *class, Instant::now());
-                if slot.wait.is_zero() {
-                    break;
+        let lane = pacing.as_ref().map(|(subscription, _)| {
+            LaneKey::new(
+                subscription,
+                &namespace,
+                Operation::of(&request.method, url.path()),
+            )
+        });
+        // The provider's own limit first, without holding permits: requests queued behind it
+        // must not keep others (another provider, another operation) from going. Then ARM's,
+        // decided once this request holds its permits, so that it sees the answers of every
+        // request sent before it (with many queued, deciding earlier would let a whole queue
+        // through on an estimate that is already stale).
+        let mut paced = Duration::ZERO;
+        let permits = loop {
+            let turn = match &lane {
+                Some(lane) => {
+                    let (turn, waited) = self.inner.provider_limits.pace(lane).await;
+                    paced += waited;
+                    Some(turn)
                 }
-                tracing::debug!(
-                    "pacing {} {}: {:.2} s to stay under ARM's request limits",
-                    request.method,
-                    url,
-                    slot.wait.as_secs_f64()
-                );
-                drop(permits);
-                tokio::time::sleep(slot.wait).await;
-                permits = self.permits(&namespace).await;
-                if self.inner.limiter.still_valid(subscription, *class, slot) {
-                    break;
-                }
-                // A 429 came while this request waited: its slot was planned on a wrong
-                // estimate, so it queues again.
-                self.inner
-                    .limiter
-                    .abandoned(subscription, *class, Instant::now());
+                None => None,
+            };
+            let mut permits = self.permits(&namespace).await;
+            if let Some((subscription, class)) = &pacing {
+                paced += self
+                    .arm_pacing(request, url, subscription, *class, &namespace, &mut permits)
+                    .await;
             }
-        }
+            match (&lane, turn) {
+                (Some(lane), Some(turn)) if !self.inner.provider_limits.still_valid(lane, turn) => {
+                    // The provider answered 429 while this request waited for its permits: it
+                    // queues in the provider's line rather than add to the overrun.
+                    drop(permits);
+                }
+                _ => break permits,
+            }
+        };
 
+        let sent_at = Instant::now();
         let outcome = self.exchange(request, url, accept).await;
 
         drop(permits);
-        if let Some((subscription, class)) = &pacing {
+        if let (Some((subscription, class)), Some(lane)) = (&pacing, &lane) {
             let now = Instant::now();
             match &outcome {
                 Attempt::Lost(_) | Attempt::NoToken(_) => {
                     self.inner.limiter.abandoned(subscription, *class, now)
                 }
                 Attempt::Done(Response { headers, .. }) | Attempt::Failed(_, headers) => {
-                    // A 429 was not counted against the bucket: its header says nothing
-                    // about the refill, only that the bucket is empty (handled below).
-                    let throttled = matches!(&outcome, Attempt::Failed(f, _) if f.status == 429);
                     let remaining = headers
                         .get(class.header())
                         .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                        .filter(|_| !throttled);
+                        .and_then(|v| v.trim().parse::<f64>().ok());
+                    let throttled = matches!(&outcome, Attempt::Failed(f, _) if f.status == 429);
+                    // ARM adds its remaining count to every answer, the provider's 429s too:
+                    // a 429 that leaves ARM's bucket with requests to spare is the provider's.
+                    let by_provider = throttled && remaining.is_some_and(|r| r >= 1.0);
+                    // ARM's own 429 was not counted against its bucket: its header says
+                    // nothing about the refill, only that the bucket is empty (below).
+                    let report = remaining.filter(|_| !throttled || by_provider);
                     self.inner
                         .limiter
-                        .answered(subscription, *class, remaining, now);
-                    if let Attempt::Failed(f, headers) = &outcome
-                        && f.status == 429
-                    {
+                        .answered(subscription, *class, report, now);
+                    if throttled {
                         let wait = retry_after(headers).unwrap_or(Duration::from_secs(1));
-                        self.inner
-                            .limiter
-                            .throttled(subscription, *class, wait, now);
+                        if by_provider {
+                            if let Some(learned) = self
+                                .inner
+                                .provider_limits
+                                .throttled(lane, sent_at, wait, now)
+                            {
+                                self.emit(Event::Limited {
+                                    limit: lane.describe(&namespace),
+                                    per_second: learned.per_second,
+                                    measured: learned.measured,
+                                });
+                            }
+                        } else {
+                            self.inner
+                                .limiter
+                                .throttled(subscription, *class, wait, now);
+                        }
+                    } else {
+                        self.inner.provider_limits.accepted(lane, sent_at);
                     }
                 }
             }
         }
-        outcome
+        (outcome, paced)
+    }
+
+    /// Waits, when ARM's estimated bucket says so, for a slot; returns how long it waited.
+    /// `permits` are given up while waiting and held again after.
+    async fn arm_pacing<'a>(
+        &'a self,
+        request: &Request,
+        url: &Url,
+        subscription: &str,
+        class: OpClass,
+        namespace: &str,
+        permits: &mut Permits<'a>,
+    ) -> Duration {
+        let mut waited = Duration::ZERO;
+        loop {
+            let slot = self
+                .inner
+                .limiter
+                .reserve(subscription, class, Instant::now());
+            if slot.wait.is_zero() {
+                return waited;
+            }
+            tracing::debug!(
+                "pacing {} {}: {:.2} s to stay under ARM's request limits",
+                request.method,
+                url,
+                slot.wait.as_secs_f64()
+            );
+            *permits = (None, None);
+            let started = Instant::now();
+            tokio::time::sleep(slot.wait).await;
+            *permits = self.permits(namespace).await;
+            waited += started.elapsed();
+            if self.inner.limiter.still_valid(subscription, class, slot) {
+                return waited;
+            }
+            // A 429 came while this request waited: its slot was planned on a wrong estimate,
+            // so it queues again.
+            self.inner
+                .limiter
+                .abandoned(subscription, class, Instant::now());
+        }
     }
 
     async fn exchange(&self, request: &Request, url: &Url, accept: &[u16]) -> Attempt {

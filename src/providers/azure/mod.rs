@@ -15,6 +15,7 @@ pub mod credential;
 pub mod error;
 pub mod identities;
 pub mod observe;
+pub mod provider_limits;
 pub mod ratelimit;
 pub mod roles;
 
