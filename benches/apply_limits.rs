@@ -228,6 +228,15 @@ fn main() {
             100.0 * m.throttled as f64 / m.requests as f64,
             mb(m.max_rss_kb),
         );
+        // What the client learned, as its progress lines say.
+        for line in apply
+            .stdout
+            .lines()
+            .chain(apply.stderr.lines())
+            .filter(|l| l.contains("throttled by the provider"))
+        {
+            println!("  {line}");
+        }
         if run == 1 {
             println!(
                 "\nthe tightest buckets (requests let through, and the time they need at least):"

@@ -288,6 +288,9 @@ async fn the_managed_identity_providers_own_limit_is_learned_from_its_429s() {
         arm_refill >= 10.0,
         "ARM's refill estimate fell to {arm_refill}"
     );
+    // Requests sent back to the provider's line gave their ARM slots back: with nothing in
+    // flight, ARM's pacing counts nothing in flight either.
+    assert_eq!(sbx.admin.paced_in_flight(SUB, OpClass::Writes), 0.0);
     let limited: Vec<String> = sbx
         .events()
         .iter()

@@ -490,6 +490,12 @@ impl AzureClient {
         self.inner.limiter.estimate(subscription, class)
     }
 
+    /// Requests the pacing of a subscription's bucket counts as sent and not yet answered:
+    /// zero when nothing is in flight (a leak here would slow every later request).
+    pub fn paced_in_flight(&self, subscription: &str, class: OpClass) -> f64 {
+        self.inner.limiter.outstanding(subscription, class)
+    }
+
     fn emit(&self, event: Event) {
         match &event {
             Event::Waiting {
@@ -782,7 +788,13 @@ impl AzureClient {
             match (&lane, turn) {
                 (Some(lane), Some(turn)) if !self.inner.provider_limits.still_valid(lane, turn) => {
                     // The provider answered 429 while this request waited for its permits: it
-                    // queues in the provider's line rather than add to the overrun.
+                    // queues in the provider's line rather than add to the overrun, and gives
+                    // back the ARM slot it holds.
+                    if let Some((subscription, class)) = &pacing {
+                        self.inner
+                            .limiter
+                            .abandoned(subscription, *class, Instant::now());
+                    }
                     drop(permits);
                 }
                 _ => break permits,

@@ -222,6 +222,14 @@ impl RateLimiter {
         })
     }
 
+    /// Requests reserved and not yet answered or abandoned (for tests: zero once all is done).
+    pub fn outstanding(&self, subscription: &str, class: OpClass) -> f64 {
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets
+            .get(&(subscription.to_ascii_lowercase(), class))
+            .map_or(0.0, |b| b.outstanding)
+    }
+
     /// The current estimate of (capacity, refill per second) for a bucket, for tests and logs.
     pub fn estimate(&self, subscription: &str, class: OpClass) -> Option<(f64, f64)> {
         let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
