@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::apply::ApplySettings;
+use crate::commands::drift::DriftSettings;
 use crate::commands::plan::{AzureSettings, PlanFormat, PlanSettings};
 use crate::commands::{self, GraphFormat, Printer, Verbosity};
 use crate::providers::azure::credential::AuthMethod;
@@ -49,6 +50,9 @@ enum Command {
     Plan(PlanArgs),
     /// Make Azure and every cluster match identity.toml: plan, confirm, apply.
     Apply(ApplyArgs),
+    /// Observe like plan, change nothing, and tell drift (changed outside wiform: exit 2) from
+    /// config changes not applied yet (exit 3); 0 in sync, 1 on error or partial observation.
+    Drift(DriftArgs),
     /// Print the dependency graph of the resources identity.toml declares.
     Graph {
         #[command(flatten)]
@@ -139,6 +143,23 @@ struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+struct DriftArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    azure: AzureArgs,
+    /// Output format (`markdown` is written for `$GITHUB_STEP_SUMMARY`).
+    #[arg(long, value_enum, default_value_t = PlanFormatArg::Human)]
+    format: PlanFormatArg,
+    /// Also write a JUnit XML report: each drifted resource is a failed test case.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Check only this resource and what it depends on (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    target: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -280,6 +301,20 @@ pub fn run() -> ExitCode {
                 plain_progress: false,
                 azure: args.azure.settings(),
                 auto_approve: args.auto_approve,
+            },
+        ),
+        Command::Drift(args) => commands::drift::run(
+            &printer,
+            &DriftSettings {
+                file: args.config.file,
+                azure: args.azure.settings(),
+                format: match args.format {
+                    PlanFormatArg::Human => PlanFormat::Human,
+                    PlanFormatArg::Json => PlanFormat::Json,
+                    PlanFormatArg::Markdown => PlanFormat::Markdown,
+                },
+                junit: args.junit,
+                targets: args.target,
             },
         ),
         Command::Sandbox(command) => run_sandbox(&printer, command),

@@ -10,6 +10,10 @@ pub enum ExitStatus {
     Failure,
     /// `plan --detailed-exitcode`: changes pending.
     ChangesPending,
+    /// `drift`: something changed outside wiform (whatever else was found).
+    Drifted,
+    /// `drift`: only config changes wait for apply.
+    PendingOnly,
 }
 
 impl From<ExitStatus> for ExitCode {
@@ -17,7 +21,8 @@ impl From<ExitStatus> for ExitCode {
         match status {
             ExitStatus::Success => ExitCode::from(0),
             ExitStatus::Failure => ExitCode::from(1),
-            ExitStatus::ChangesPending => ExitCode::from(2),
+            ExitStatus::ChangesPending | ExitStatus::Drifted => ExitCode::from(2),
+            ExitStatus::PendingOnly => ExitCode::from(3),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The commands. Each takes plain settings and a printer, and returns an exit status.
 
 pub mod apply;
+pub mod drift;
 pub mod graph;
 pub mod plan;
 pub mod progress;

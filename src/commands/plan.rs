@@ -44,7 +44,7 @@ pub struct PlanSettings {
     pub detailed_exitcode: bool,
 }
 
-fn fail(printer: &Printer, message: &str, hint: Option<&str>) -> ExitStatus {
+pub(crate) fn fail(printer: &Printer, message: &str, hint: Option<&str>) -> ExitStatus {
     printer.err(&format!("error: {message}\n"));
     if let Some(hint) = hint {
         printer.err(&format!("  hint: {hint}\n"));
@@ -60,7 +60,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 /// The graph nodes `--target` names, or the addresses that do not exist with the closest ones.
-fn resolve_targets(graph: &Graph, targets: &[String]) -> Result<Vec<NodeId>, String> {
+pub(crate) fn resolve_targets(graph: &Graph, targets: &[String]) -> Result<Vec<NodeId>, String> {
     let addresses: BTreeMap<String, NodeId> = graph
         .node_ids()
         .map(|id| (graph.node(id).address.to_string(), id))

@@ -3,5 +3,6 @@
 
 pub mod apply;
 pub mod diff;
+pub mod drift;
 pub mod observe;
 pub mod plan;

@@ -1,6 +1,7 @@
 //! Text out: diagnostics, graphs and plans. Data in, strings out; no IO here.
 
 pub mod diagnostics;
+pub mod drift;
 pub mod graph;
 pub mod plan;
 

@@ -720,7 +720,7 @@ pub fn plan_schema_json() -> String {
 // Markdown
 
 /// Text in a table cell: one line, with the characters markdown would act on escaped.
-fn cell(text: &str) -> String {
+pub(crate) fn cell(text: &str) -> String {
     let mut out = String::new();
     for c in text.chars() {
         match c {
@@ -737,7 +737,7 @@ fn cell(text: &str) -> String {
 
 /// Text as a code span in a table cell: fenced by more backticks than it holds, `|` escaped
 /// (GitHub reads a table's pipes before its code spans).
-fn code_cell(text: &str) -> String {
+pub(crate) fn code_cell(text: &str) -> String {
     let text = text.replace(['\n', '\r'], " ").replace('|', "\\|");
     let longest = longest_run(&text, '`');
     let fence = "`".repeat(longest + 1);

@@ -5,6 +5,7 @@
 //! run-dependent values (port, GUIDs of created objects, fingerprint) normalised. Request-count
 //! tests hold how many calls observing a stack takes.
 
+mod drift;
 mod support;
 
 use std::collections::BTreeMap;

@@ -102,6 +102,13 @@ impl Sandbox {
         self.plan_in(root(), file, extra)
     }
 
+    /// `wiform drift --sandbox --sandbox-dir DIR -f FILE EXTRA…` from the repository root.
+    pub fn drift(&self, file: &str, extra: &[&str]) -> Run {
+        let mut args = self.sandbox_args("drift", file);
+        args.extend_from_slice(extra);
+        self.wiform_in(root(), &args)
+    }
+
     /// `wiform apply --sandbox --sandbox-dir DIR --auto-approve -f FILE` from `cwd`; it must
     /// succeed.
     pub fn apply_in(&self, cwd: &Path, file: &str) -> Run {

@@ -1,0 +1,718 @@
+//! Drift: every difference a plan finds, classified by who made it.
+//!
+//! A plan says what apply would change; drift says why each change is there:
+//!
+//! - **drifted**: live state moved away from what wiform applied (an object changed or deleted
+//!   outside wiform, or a credential or role assignment added by hand to an identity the stack
+//!   owns). Someone should look: re-apply, or take the change into the config.
+//! - **pending**: the config moved (it asks for something new or different, or no longer names
+//!   an object the stack owns), or the object was never applied. Apply is all it takes.
+//!
+//! The evidence is the marker each owned object carries: the hash of the spec wiform last applied
+//! ([`crate::ownership`]). When the live object's managed fields still hash to it, the
+//! difference is the config's; when they do not, someone changed the object. For an object that
+//! is gone, the evidence is what it was applied with: a service account wiform applied for the
+//! identity, the federated credential of a service account, a cluster's federated credentials.
+//! Objects with no marker of their own and no such evidence (a federated credential of a
+//! non-Kubernetes issuer that is missing, a missing role assignment) count as never applied.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::diff::Observed;
+use super::plan::{Action, Change, FieldChange, Plan, PlanError};
+use crate::ownership::Owner;
+
+/// Version of the drift report's JSON shape (`schemas/drift.schema.json`).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Who made a difference.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// Live state moved away from what wiform applied.
+    Drifted,
+    /// The config moved, or it was never applied.
+    Pending,
+}
+
+/// What happened, more precisely.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The live object no longer matches the spec hash wiform recorded when it applied it.
+    ChangedOutsideWiform,
+    /// wiform applied it (the evidence says how we know) and it is gone.
+    DeletedOutsideWiform,
+    /// A federated credential or role assignment without wiform's marker on an identity this
+    /// stack owns.
+    AddedOutsideWiform,
+    /// The live object is as wiform applied it; the config asks for something else.
+    ConfigChanged,
+    /// The config names it and it was never applied (or exists without wiform's marker and
+    /// would be adopted).
+    NotYetApplied,
+    /// The stack owns it and the config no longer names it.
+    RemovedFromConfig,
+}
+
+impl Cause {
+    pub fn class(self) -> Class {
+        match self {
+            Cause::ChangedOutsideWiform
+            | Cause::DeletedOutsideWiform
+            | Cause::AddedOutsideWiform => Class::Drifted,
+            Cause::ConfigChanged | Cause::NotYetApplied | Cause::RemovedFromConfig => {
+                Class::Pending
+            }
+        }
+    }
+}
+
+/// One difference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DriftItem {
+    pub address: String,
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    pub class: Class,
+    pub cause: Cause,
+    /// What apply would do about it.
+    pub action: Action,
+    /// The live object's id, where it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// What differs, in words: "tags[\"team\"] is \"payments\", the config says \"orders\"".
+    pub detail: String,
+    /// How we know, for drift: "its spec hash recorded at apply is … and the live fields hash
+    /// to …".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+    /// Who can fix it, and how.
+    pub fix: String,
+    /// The fields that differ (before: live; after: the config).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
+}
+
+/// Counts per class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DriftSummary {
+    pub drifted: usize,
+    pub pending: usize,
+    /// Resources compared and found in sync.
+    pub in_sync: usize,
+}
+
+/// The outcome, as the exit code says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Exit 0.
+    InSync,
+    /// Exit 2, whatever else was found.
+    Drifted,
+    /// Exit 3: only config changes wait for apply.
+    PendingOnly,
+    /// Exit 1: something could not be read (a partial observation is never "in sync").
+    Incomplete,
+}
+
+/// Everything `wiform drift` found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DriftReport {
+    pub format_version: u32,
+    pub stack: String,
+    pub config_file: String,
+    pub verdict: Verdict,
+    pub summary: DriftSummary,
+    /// Drifted first, then pending; each in plan order.
+    pub items: Vec<DriftItem>,
+    /// What could not be read or planned.
+    pub errors: Vec<PlanError>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+}
+
+impl DriftReport {
+    pub fn drifted(&self) -> impl Iterator<Item = &DriftItem> {
+        self.items.iter().filter(|i| i.class == Class::Drifted)
+    }
+
+    pub fn pending(&self) -> impl Iterator<Item = &DriftItem> {
+        self.items.iter().filter(|i| i.class == Class::Pending)
+    }
+}
+
+/// Classifies every change of `plan` with the evidence in `observed`.
+pub fn classify(plan: &Plan, observed: &Observed) -> DriftReport {
+    let evidence = Evidence::new(plan, observed);
+    let mut items: Vec<DriftItem> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action.is_change())
+        .map(|c| evidence.item(c))
+        .collect();
+    // Stable: drifted first, plan order within each class.
+    items.sort_by_key(|i| i.class);
+    let summary = DriftSummary {
+        drifted: items.iter().filter(|i| i.class == Class::Drifted).count(),
+        pending: items.iter().filter(|i| i.class == Class::Pending).count(),
+        in_sync: plan.changes.len() - items.len(),
+    };
+    let verdict = if summary.drifted > 0 {
+        Verdict::Drifted
+    } else if !plan.errors.is_empty() {
+        Verdict::Incomplete
+    } else if summary.pending > 0 {
+        Verdict::PendingOnly
+    } else {
+        Verdict::InSync
+    };
+    DriftReport {
+        format_version: FORMAT_VERSION,
+        stack: plan.stack.clone(),
+        config_file: plan.config_file.clone(),
+        verdict,
+        summary,
+        items,
+        errors: plan.errors.clone(),
+        targets: plan.targets.clone(),
+    }
+}
+
+/// What a live object's marker says.
+enum Record {
+    /// Marker of this stack with a spec hash equal to the live fields' hash.
+    Matches,
+    /// Marker of this stack, and the live fields hash to something else.
+    Differs { recorded: String, live: String },
+    /// No marker, another stack's, or no hash recorded.
+    Unknown,
+}
+
+impl Record {
+    fn of(recorded: Option<&str>, live: String) -> Self {
+        match recorded {
+            Some(r) if r == live => Record::Matches,
+            Some(r) => Record::Differs {
+                recorded: r.to_string(),
+                live,
+            },
+            None => Record::Unknown,
+        }
+    }
+}
+
+struct Evidence<'a> {
+    observed: &'a Observed,
+    stack: &'a str,
+    /// Every change by address.
+    by_address: BTreeMap<&'a str, &'a Change>,
+}
+
+impl<'a> Evidence<'a> {
+    fn new(plan: &'a Plan, observed: &'a Observed) -> Self {
+        Evidence {
+            observed,
+            stack: &plan.stack,
+            by_address: plan
+                .changes
+                .iter()
+                .map(|c| (c.address.as_str(), c))
+                .collect(),
+        }
+    }
+
+    fn item(&self, change: &Change) -> DriftItem {
+        let (cause, evidence) = self.cause(change);
+        DriftItem {
+            address: change.address.clone(),
+            resource_type: change.resource_type.clone(),
+            class: cause.class(),
+            cause,
+            action: change.action,
+            id: change.id.clone(),
+            detail: detail(change, cause),
+            evidence,
+            fix: fix(change, cause).to_string(),
+            fields: change.changed_fields().cloned().collect(),
+        }
+    }
+
+    fn cause(&self, change: &Change) -> (Cause, Option<String>) {
+        match change.action {
+            Action::Delete => self.extra(change),
+            Action::Create => self.missing(change),
+            Action::Adopt => (Cause::NotYetApplied, None),
+            Action::Update | Action::Replace => self.different(change),
+            Action::NoOp | Action::Read => (Cause::ConfigChanged, None),
+        }
+    }
+
+    /// Live but not in the config: the stack's own (removed from the config) or added by hand.
+    fn extra(&self, change: &Change) -> (Cause, Option<String>) {
+        match self.owner(change) {
+            Some(owner) if owner.is_stack(self.stack) => (Cause::RemovedFromConfig, None),
+            Some(_) | None if change.resource_type == "federated_credential" => (
+                Cause::AddedOutsideWiform,
+                Some(
+                    "a federated credential the config does not name, on an identity this stack owns"
+                        .into(),
+                ),
+            ),
+            _ => (
+                Cause::AddedOutsideWiform,
+                Some(
+                    "no wiform marker, on an identity this stack owns".into(),
+                ),
+            ),
+        }
+    }
+
+    /// In the config, absent live: deleted (when something shows it was applied) or new.
+    fn missing(&self, change: &Change) -> (Cause, Option<String>) {
+        let applied_with = match change.resource_type.as_str() {
+            // The stack's service accounts that point to it were applied with its client id.
+            "managed_identity" | "application" => self
+                .dependents(&change.address, "service_account")
+                .find(|sa| sa.id.is_some() && self.owned(sa))
+                .map(|sa| {
+                    format!(
+                        "{} exists with this stack's marker and was applied with its client id",
+                        sa.address
+                    )
+                }),
+            // The federated credential for it exists: both were applied.
+            "service_account" => self
+                .credential_for(change)
+                .filter(|fic| fic.id.is_some())
+                .map(|fic| {
+                    format!(
+                        "{} (its federated credential) exists, so it was applied",
+                        fic.address
+                    )
+                }),
+            // The service account it federates exists as wiform applied it.
+            "federated_credential" => self
+                .service_account_for(change)
+                .filter(|sa| sa.id.is_some() && self.owned(sa) && !sa.action.is_change())
+                .map(|sa| {
+                    format!(
+                        "{} exists as wiform applied it, and was applied with this credential",
+                        sa.address
+                    )
+                }),
+            "namespace" => self
+                .by_address
+                .values()
+                .find(|c| {
+                    c.resource_type == "service_account"
+                        && c.depends_on.contains(&change.address)
+                        && c.action == Action::Create
+                        && self.missing(c).0 == Cause::DeletedOutsideWiform
+                })
+                .map(|sa| format!("{} was deleted with it", sa.address)),
+            _ => None,
+        };
+        match applied_with {
+            Some(evidence) => (Cause::DeletedOutsideWiform, Some(evidence)),
+            None => (Cause::NotYetApplied, None),
+        }
+    }
+
+    /// Live and in the config, but different: who moved?
+    fn different(&self, change: &Change) -> (Cause, Option<String>) {
+        match change.resource_type.as_str() {
+            "cluster" => {
+                // Workload identity turned off on a cluster this stack federates with: it was
+                // on when those credentials were applied.
+                let federated = self
+                    .dependents(&change.address, "federated_credential")
+                    .find(|fic| fic.id.is_some());
+                match federated {
+                    Some(fic) => (
+                        Cause::ChangedOutsideWiform,
+                        Some(format!(
+                            "{} federates with this cluster, so its settings were applied",
+                            fic.address
+                        )),
+                    ),
+                    None => (Cause::NotYetApplied, None),
+                }
+            }
+            "federated_credential" => {
+                // No marker of its own: the service account it federates says whether the
+                // config moved.
+                match self.service_account_for(change) {
+                    Some(sa) if sa.id.is_some() && self.owned(sa) && !sa.action.is_change() => (
+                        Cause::ChangedOutsideWiform,
+                        Some(format!(
+                            "{} is as wiform applied it, and the credential differs from what was applied with it",
+                            sa.address
+                        )),
+                    ),
+                    _ => (Cause::ConfigChanged, None),
+                }
+            }
+            _ => match self.record(change) {
+                Record::Differs { recorded, live } => (
+                    Cause::ChangedOutsideWiform,
+                    Some(format!(
+                        "spec hash recorded at apply {recorded}, live fields hash to {live}"
+                    )),
+                ),
+                Record::Matches | Record::Unknown => (Cause::ConfigChanged, None),
+            },
+        }
+    }
+
+    fn dependents<'b>(
+        &'b self,
+        address: &'b str,
+        resource_type: &'b str,
+    ) -> impl Iterator<Item = &'a Change> + 'b {
+        self.by_address.values().copied().filter(move |c| {
+            c.resource_type == resource_type && c.depends_on.iter().any(|d| d == address)
+        })
+    }
+
+    /// The service account a Kubernetes federated credential is for: same identity, subject
+    /// `system:serviceaccount:NS:NAME`.
+    fn service_account_for(&self, credential: &Change) -> Option<&'a Change> {
+        let subject = field_value(credential, "subject")?;
+        let rest = subject.strip_prefix("system:serviceaccount:")?;
+        let (namespace, name) = rest.split_once(':')?;
+        let identity = credential
+            .depends_on
+            .iter()
+            .find(|d| d.starts_with("identity."))?;
+        self.dependents(identity, "service_account")
+            .find(|sa| sa.address.ends_with(&format!("/{namespace}/{name}")))
+    }
+
+    /// The federated credential of a service account (the reverse of the above).
+    fn credential_for(&self, service_account: &Change) -> Option<&'a Change> {
+        let identity = service_account
+            .depends_on
+            .iter()
+            .find(|d| d.starts_with("identity."))?;
+        self.dependents(identity, "federated_credential")
+            .find(|fic| {
+                self.service_account_for(fic)
+                    .is_some_and(|sa| sa.address == service_account.address)
+            })
+    }
+
+    fn owned(&self, change: &Change) -> bool {
+        self.owner(change).is_some_and(|o| o.is_stack(self.stack))
+    }
+
+    /// The marker of the live object behind `change`.
+    fn owner(&self, change: &Change) -> Option<&'a Owner> {
+        let id = change.id.as_deref()?;
+        let azure = &self.observed.azure;
+        match change.resource_type.as_str() {
+            "resource_group" => azure
+                .resource_groups
+                .get(&id.to_ascii_lowercase())
+                .map(|g| &g.owner),
+            "managed_identity" => azure
+                .identities
+                .get(&id.to_ascii_lowercase())
+                .map(|i| &i.owner),
+            "application" => azure
+                .applications
+                .iter()
+                .find(|a| a.object_id == id)
+                .map(|a| &a.owner),
+            "role_assignment" => azure
+                .role_assignments
+                .iter()
+                .find(|a| a.id.eq_ignore_ascii_case(id))
+                .map(|a| &a.owner),
+            "service_account" => {
+                let (namespace, name) = id.split_once('/')?;
+                self.cluster_of(change)?
+                    .service_account(namespace, name)
+                    .map(|sa| &sa.meta.owner)
+            }
+            "namespace" => self
+                .cluster_of(change)?
+                .namespace(id)
+                .map(|ns| &ns.meta.owner),
+            _ => None,
+        }
+    }
+
+    fn record(&self, change: &Change) -> Record {
+        let Some(id) = change.id.as_deref() else {
+            return Record::Unknown;
+        };
+        let azure = &self.observed.azure;
+        match change.resource_type.as_str() {
+            "resource_group" => azure
+                .resource_groups
+                .get(&id.to_ascii_lowercase())
+                .map_or(Record::Unknown, |g| {
+                    Record::of(g.recorded_hash(), g.spec_hash())
+                }),
+            "managed_identity" => azure
+                .identities
+                .get(&id.to_ascii_lowercase())
+                .map_or(Record::Unknown, |i| {
+                    Record::of(i.recorded_hash(), i.spec_hash())
+                }),
+            "application" => azure
+                .applications
+                .iter()
+                .find(|a| a.object_id == id)
+                .map_or(Record::Unknown, |a| {
+                    Record::of(
+                        a.owner.marker().and_then(|m| m.spec_hash.as_deref()),
+                        a.live_spec_hash(),
+                    )
+                }),
+            "role_assignment" => azure
+                .role_assignments
+                .iter()
+                .find(|a| a.id.eq_ignore_ascii_case(id))
+                .map_or(Record::Unknown, |a| {
+                    Record::of(
+                        a.owner.marker().and_then(|m| m.spec_hash.as_deref()),
+                        a.spec_hash(),
+                    )
+                }),
+            "service_account" => id
+                .split_once('/')
+                .and_then(|(namespace, name)| {
+                    self.cluster_of(change)?.service_account(namespace, name)
+                })
+                .map_or(Record::Unknown, |sa| {
+                    Record::of(sa.meta.recorded_hash(), sa.live_spec_hash())
+                }),
+            "namespace" => self
+                .cluster_of(change)
+                .and_then(|c| c.namespace(id))
+                .map_or(Record::Unknown, |ns| {
+                    Record::of(ns.meta.recorded_hash(), ns.live_spec_hash())
+                }),
+            _ => Record::Unknown,
+        }
+    }
+
+    /// The observation of the cluster a Kubernetes change belongs to (`service_account.C/…`,
+    /// `namespace.C/…`).
+    fn cluster_of(
+        &self,
+        change: &Change,
+    ) -> Option<&'a crate::providers::kube::ClusterObservation> {
+        let (_, rest) = change.address.split_once('.')?;
+        let cluster = rest.split('/').next()?;
+        self.observed.clusters.get(cluster)?.as_ref().ok()
+    }
+}
+
+fn field_value(change: &Change, name: &str) -> Option<String> {
+    let field = change.fields.iter().find(|f| f.name == name)?;
+    let value = match &field.after {
+        super::plan::After::Known(v) => Some(v),
+        _ => field.before.as_ref(),
+    }?;
+    value.as_str().map(str::to_string)
+}
+
+/// What differs, in one line.
+fn detail(change: &Change, cause: Cause) -> String {
+    let changed: Vec<String> = change
+        .changed_fields()
+        .filter(|f| !f.computed)
+        .map(|f| {
+            let before = f
+                .before
+                .as_ref()
+                .map_or_else(|| "absent".to_string(), |v| v.to_string());
+            match &f.after {
+                super::plan::After::Known(v) => {
+                    format!("{} is {before}, the config says {v}", f.name)
+                }
+                super::plan::After::Removed => {
+                    format!("{} is {before}, the config has none", f.name)
+                }
+                super::plan::After::Unknown => {
+                    format!("{} is {before}, to be set by apply", f.name)
+                }
+            }
+        })
+        .collect();
+    match cause {
+        Cause::DeletedOutsideWiform => "deleted outside wiform".into(),
+        Cause::NotYetApplied if change.action == Action::Adopt => {
+            "exists without wiform's marker and matches the config: apply adopts it".into()
+        }
+        Cause::NotYetApplied => "in the config, not applied yet".into(),
+        Cause::RemovedFromConfig => "owned by this stack, no longer in the config".into(),
+        Cause::AddedOutsideWiform => "added outside wiform".into(),
+        Cause::ChangedOutsideWiform | Cause::ConfigChanged if changed.is_empty() => {
+            change.reason.clone().unwrap_or_else(|| "differs".into())
+        }
+        Cause::ChangedOutsideWiform | Cause::ConfigChanged => changed.join("; "),
+    }
+}
+
+/// Who can fix it, and how.
+fn fix(change: &Change, cause: Cause) -> &'static str {
+    match cause {
+        Cause::ChangedOutsideWiform | Cause::DeletedOutsideWiform => {
+            "re-run `wiform apply` to restore what the config says, or change the config to keep the new state"
+        }
+        Cause::AddedOutsideWiform if change.resource_type == "role_assignment" => {
+            "adopt it into the config (a [[role_grants]] entry), or let `wiform apply` remove it"
+        }
+        Cause::AddedOutsideWiform => {
+            "adopt it into the config (a [[federations]] entry or a service account), or let `wiform apply` remove it"
+        }
+        Cause::ConfigChanged | Cause::NotYetApplied | Cause::RemovedFromConfig => {
+            "run `wiform apply`"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::plan::After;
+    use serde_json::json;
+
+    fn change(address: &str, resource_type: &str, action: Action) -> Change {
+        Change {
+            address: address.into(),
+            resource_type: resource_type.into(),
+            action,
+            reason: None,
+            id: None,
+            fields: Vec::new(),
+            not_in_config: false,
+            depends_on: Vec::new(),
+        }
+    }
+
+    fn plan(changes: Vec<Change>, errors: Vec<PlanError>) -> Plan {
+        Plan {
+            format_version: 1,
+            stack: "s".into(),
+            config_file: "identity.toml".into(),
+            changes,
+            errors,
+            targets: Vec::new(),
+            fingerprint: "f".into(),
+        }
+    }
+
+    #[test]
+    fn nothing_to_do_is_in_sync() {
+        let report = classify(
+            &plan(
+                vec![change("identity.a", "managed_identity", Action::NoOp)],
+                vec![],
+            ),
+            &Observed::default(),
+        );
+        assert_eq!(report.verdict, Verdict::InSync);
+        assert_eq!(report.summary.in_sync, 1);
+    }
+
+    #[test]
+    fn a_new_resource_is_pending() {
+        let report = classify(
+            &plan(
+                vec![change("identity.a", "managed_identity", Action::Create)],
+                vec![],
+            ),
+            &Observed::default(),
+        );
+        assert_eq!(report.verdict, Verdict::PendingOnly);
+        assert_eq!(report.items[0].cause, Cause::NotYetApplied);
+    }
+
+    #[test]
+    fn an_unmarked_extra_on_an_owned_identity_is_drift() {
+        let mut extra = change("role_grant.a/Reader/x", "role_assignment", Action::Delete);
+        extra.not_in_config = true;
+        let report = classify(
+            &plan(
+                vec![
+                    change("identity.a", "managed_identity", Action::Create),
+                    extra,
+                ],
+                vec![],
+            ),
+            &Observed::default(),
+        );
+        assert_eq!(report.verdict, Verdict::Drifted);
+        // Drifted first.
+        assert_eq!(report.items[0].cause, Cause::AddedOutsideWiform);
+        assert_eq!(
+            report.summary,
+            DriftSummary {
+                drifted: 1,
+                pending: 1,
+                in_sync: 0
+            }
+        );
+    }
+
+    #[test]
+    fn an_unreadable_scope_is_never_in_sync() {
+        let error = PlanError {
+            address: None,
+            message: "could not read".into(),
+            hint: None,
+        };
+        let report = classify(&plan(vec![], vec![error.clone()]), &Observed::default());
+        assert_eq!(report.verdict, Verdict::Incomplete);
+        let report = classify(
+            &plan(
+                vec![change("identity.a", "managed_identity", Action::Create)],
+                vec![error],
+            ),
+            &Observed::default(),
+        );
+        assert_eq!(report.verdict, Verdict::Incomplete);
+    }
+
+    #[test]
+    fn a_missing_credential_without_evidence_is_not_yet_applied() {
+        let mut fic = change(
+            "federated_credential.api/lab-default-api",
+            "federated_credential",
+            Action::Create,
+        );
+        fic.depends_on = vec!["identity.api".into(), "cluster.lab".into()];
+        fic.fields = vec![FieldChange {
+            name: "subject".into(),
+            before: None,
+            after: After::Known(json!("system:serviceaccount:default:api")),
+            computed: false,
+        }];
+        let mut sa = change(
+            "service_account.lab/default/api",
+            "service_account",
+            Action::NoOp,
+        );
+        sa.depends_on = vec!["identity.api".into()];
+        sa.id = Some("default/api".into());
+        // Not owned (no observation): never applied as far as the evidence goes.
+        let report = classify(
+            &plan(vec![fic.clone(), sa.clone()], vec![]),
+            &Observed::default(),
+        );
+        assert_eq!(report.items[0].cause, Cause::NotYetApplied);
+    }
+}
