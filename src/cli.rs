@@ -50,8 +50,11 @@ enum Command {
     Plan(PlanArgs),
     /// Make Azure and every cluster match identity.toml: plan, confirm, apply.
     Apply(ApplyArgs),
-    /// Observe like plan, change nothing, and tell drift (changed outside wiform: exit 2) from
-    /// config changes not applied yet (exit 3); 0 in sync, 1 on error or partial observation.
+    /// Observe like plan and change nothing: what changed outside wiform (exit 2), what only
+    /// awaits apply (exit 3).
+    ///
+    /// Exit 0 in sync; 2 drift found (whatever else); 3 only config changes pending; 1 on error,
+    /// or when some scope could not be read.
     Drift(DriftArgs),
     /// Print the dependency graph of the resources identity.toml declares.
     Graph {
