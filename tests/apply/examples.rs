@@ -12,8 +12,9 @@ use wiform_sandbox::seed::{Seed, SeedCredential, SeedGroup, SeedIdentity, SeedRo
 
 use crate::support::{ClusterRef, Config, Run, Sandbox, identity_path, normalise_scope, table};
 
-const EXAMPLES: [&str; 5] = [
+const EXAMPLES: [&str; 6] = [
     "app-registration",
+    "ci",
     "github-actions",
     "multi-cluster",
     "quickstart",
@@ -552,4 +553,29 @@ fn a_namespace_holding_a_foreign_object_is_kept_and_named() {
     assert_eq!(status, 200, "{body}");
     apply_step(&sb, &config, dir.path(), "removing the foreign object");
     assert!(!sb.has_namespace(&cluster, "workload-id-test"));
+}
+
+#[test]
+fn ci_service_account_added() {
+    service_account_added("ci");
+}
+
+#[test]
+fn ci_service_account_removed() {
+    service_account_removed("ci");
+}
+
+#[test]
+fn ci_role_grant_moved() {
+    role_grant_moved("ci");
+}
+
+#[test]
+fn ci_identity_renamed() {
+    identity_renamed("ci");
+}
+
+#[test]
+fn ci_torn_down_beside_unowned_objects() {
+    torn_down_beside_unowned_objects("ci");
 }

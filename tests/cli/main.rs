@@ -60,7 +60,7 @@ fn examples() -> Vec<String> {
 #[test]
 fn every_example_is_valid() {
     let examples = examples();
-    assert_eq!(examples.len(), 5, "{examples:?}");
+    assert_eq!(examples.len(), 6, "{examples:?}");
     for example in examples {
         let (code, stdout, stderr) = wiform(&["--color", "never", "validate", "-f", &example]);
         assert_eq!(code, 0, "{example}\n{stderr}");

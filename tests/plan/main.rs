@@ -22,7 +22,8 @@ use support::{
 
 const NO_CHANGES: &str = "No changes. Azure and Kubernetes match identity.toml.";
 
-const EXAMPLES: [&str; 5] = [
+const EXAMPLES: [&str; 6] = [
+    "ci",
     "quickstart",
     "app-registration",
     "github-actions",
@@ -168,6 +169,11 @@ fn multi_cluster_from_empty_then_applied() {
 #[test]
 fn self_managed_from_empty_then_applied() {
     from_empty_then_applied("self-managed");
+}
+
+#[test]
+fn ci_from_empty_then_applied() {
+    from_empty_then_applied("ci");
 }
 
 #[test]
