@@ -57,7 +57,7 @@ pub fn run(printer: &Printer, settings: &DriftSettings) -> ExitStatus {
         if let Some(session) = connected.sandbox {
             session.close().await;
         }
-        Ok::<_, (String, Option<String>)>(drift::classify(&planned.plan, &planned.observed))
+        Ok::<_, (String, Option<String>)>(drift::classify(&planned.plan, &planned.observed, &graph))
     });
     let report = match report {
         Ok(report) => report,

@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use super::diff::{ClusterFailure, Observed};
 use super::plan::{Action, After, Change, Plan};
+use super::records;
 use crate::config::federation::IssuerSource;
 use crate::config::model::IdentityKind;
 use crate::graph::{Graph, Output, Resource, WalkDirection};
@@ -411,7 +412,8 @@ impl<C: ClusterApi + Sync> Executor<'_, C> {
             }
             resource @ Resource::ManagedIdentity { .. } => {
                 let desired = DesiredIdentity::from_resource(stack, resource)
-                    .ok_or_else(|| failure("not a managed identity"))?;
+                    .ok_or_else(|| failure("not a managed identity"))?
+                    .with_records(records::identity_records(self.graph, id));
                 if change.action == Action::Replace
                     && let Some(live) = self.observed.azure.identities.get(&desired.key())
                 {

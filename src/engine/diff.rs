@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::plan::{Action, After, Change, FORMAT_VERSION, FieldChange, Plan, PlanError};
+use super::records;
 use crate::address::{Address, CredentialKey};
 use crate::builtin_roles;
 use crate::config::federation::IssuerSource;
@@ -571,6 +572,7 @@ impl Planner<'_> {
         let Some(desired) = DesiredIdentity::from_resource(self.stack(), resource) else {
             return out;
         };
+        let desired = desired.with_records(records::identity_records(self.graph(), id));
         if self.failed.contains(&Listing::Identities(
             desired.subscription_id.to_ascii_lowercase(),
         )) {
@@ -683,14 +685,21 @@ impl Planner<'_> {
         out.client_id = Out::Known(live.client_id.clone());
         out.principal_id = Out::Known(live.principal_id.clone());
         out.owned = true;
-        let action = if !owned {
-            Action::Adopt
+        // What it records of its credentials and grants (for drift) follows the config.
+        let records_stale = records::record_tags(&live.tags) != desired.records;
+        let (action, reason) = if !owned {
+            (Action::Adopt, None)
         } else if differs(&fields) {
-            Action::Update
+            (Action::Update, None)
+        } else if records_stale {
+            (
+                Action::Update,
+                Some("records the federated credentials and role grants it now has, so that `wiform drift` can tell them from changes made by hand".into()),
+            )
         } else {
-            Action::NoOp
+            (Action::NoOp, None)
         };
-        self.push(id, action, None, Some(live.id.clone()), fields, hash);
+        self.push(id, action, reason, Some(live.id.clone()), fields, hash);
         out
     }
 

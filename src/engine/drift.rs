@@ -16,13 +16,16 @@
 //! Objects with no marker of their own and no such evidence (a federated credential of a
 //! non-Kubernetes issuer that is missing, a missing role assignment) count as never applied.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use petgraph::graph::NodeIndex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::diff::Observed;
 use super::plan::{Action, Change, FieldChange, Plan, PlanError};
+use super::records;
+use crate::graph::{Graph, Resource};
 use crate::ownership::Owner;
 
 /// Version of the drift report's JSON shape (`schemas/drift.schema.json`).
@@ -150,9 +153,9 @@ impl DriftReport {
     }
 }
 
-/// Classifies every change of `plan` with the evidence in `observed`.
-pub fn classify(plan: &Plan, observed: &Observed) -> DriftReport {
-    let evidence = Evidence::new(plan, observed);
+/// Classifies every change of `plan` (made from `graph`) with the evidence in `observed`.
+pub fn classify(plan: &Plan, observed: &Observed, graph: &Graph) -> DriftReport {
+    let evidence = Evidence::new(plan, observed, graph);
     let mut items: Vec<DriftItem> = plan
         .changes
         .iter()
@@ -212,22 +215,114 @@ impl Record {
 
 struct Evidence<'a> {
     observed: &'a Observed,
+    graph: &'a Graph,
     stack: &'a str,
     /// Every change by address.
     by_address: BTreeMap<&'a str, &'a Change>,
+    /// Graph nodes by address.
+    nodes: BTreeMap<String, NodeIndex>,
+    /// AKS clusters' issuer URLs, to record a live credential's issuer as the config does.
+    cluster_issuers: BTreeMap<String, String>,
 }
 
 impl<'a> Evidence<'a> {
-    fn new(plan: &'a Plan, observed: &'a Observed) -> Self {
+    fn new(plan: &'a Plan, observed: &'a Observed, graph: &'a Graph) -> Self {
+        let cluster_issuers = plan
+            .changes
+            .iter()
+            .filter(|c| c.resource_type == "cluster")
+            .filter_map(|c| {
+                let url = c
+                    .fields
+                    .iter()
+                    .find(|f| f.name == "issuer_url")?
+                    .before
+                    .as_ref()?
+                    .as_str()?
+                    .to_string();
+                let key = c.address.strip_prefix("cluster.")?.to_string();
+                Some((url, key))
+            })
+            .collect();
         Evidence {
             observed,
+            graph,
             stack: &plan.stack,
             by_address: plan
                 .changes
                 .iter()
                 .map(|c| (c.address.as_str(), c))
                 .collect(),
+            nodes: graph
+                .node_ids()
+                .map(|id| (graph.node(id).address.to_string(), id))
+                .collect(),
+            cluster_issuers,
         }
+    }
+
+    /// What the identity a credential or grant belongs to records (`None`: it records
+    /// nothing, or is not this stack's, or is gone).
+    fn recorded(&self, change: &Change, tag: &str) -> Option<BTreeSet<String>> {
+        let identity = self.by_address.get(identity_address(change)?.as_str())?;
+        let live = self
+            .observed
+            .azure
+            .identities
+            .get(&identity.id.as_deref()?.to_ascii_lowercase())?;
+        if !live.owner.is_stack(self.stack) {
+            return None;
+        }
+        records::read(&live.tags, tag)
+    }
+
+    /// The record entry of what the config asks for at `change`.
+    fn desired_entry(&self, change: &Change) -> Option<String> {
+        let id = self.nodes.get(&change.address)?;
+        match &self.graph.node(*id).resource {
+            Resource::FederatedCredential {
+                name,
+                issuer,
+                subject,
+                audiences,
+                ..
+            } => Some(records::credential_entry(
+                name,
+                &records::issuer_ref(issuer),
+                subject,
+                audiences,
+            )),
+            Resource::RoleAssignment { role, scope, .. } => Some(records::grant_entry(role, scope)),
+            _ => None,
+        }
+    }
+
+    /// The record entry of the live managed-identity credential behind `change`.
+    fn live_credential_entry(&self, change: &Change) -> Option<String> {
+        let id = change.id.as_deref()?;
+        let live = self
+            .observed
+            .azure
+            .identity_credentials
+            .values()
+            .flatten()
+            .find(|c| c.id.eq_ignore_ascii_case(id))?;
+        let issuer = self
+            .cluster_issuers
+            .get(&live.issuer)
+            .map_or_else(|| live.issuer.clone(), |key| format!("cluster:{key}"));
+        Some(records::credential_entry(
+            &live.name,
+            &issuer,
+            &live.subject,
+            &live.audiences,
+        ))
+    }
+
+    /// Is `entry` among what the identity records under `tag`? `None` when it records nothing.
+    fn in_record(&self, change: &Change, tag: &str, entry: Option<String>) -> Option<bool> {
+        let recorded = self.recorded(change, tag)?;
+        Some(entry.is_some_and(|e| recorded.contains(&e)))
     }
 
     fn item(&self, change: &Change) -> DriftItem {
@@ -258,6 +353,25 @@ impl<'a> Evidence<'a> {
 
     /// Live but not in the config: the stack's own (removed from the config) or added by hand.
     fn extra(&self, change: &Change) -> (Cause, Option<String>) {
+        if change.resource_type == "federated_credential"
+            && let Some(applied) = self.in_record(
+                change,
+                records::CREDENTIALS_TAG,
+                self.live_credential_entry(change),
+            )
+        {
+            return if applied {
+                (Cause::RemovedFromConfig, None)
+            } else {
+                (
+                    Cause::AddedOutsideWiform,
+                    Some(
+                        "the identity's record of the credentials wiform applied does not hold it"
+                            .into(),
+                    ),
+                )
+            };
+        }
         match self.owner(change) {
             Some(owner) if owner.is_stack(self.stack) => (Cause::RemovedFromConfig, None),
             Some(_) | None if change.resource_type == "federated_credential" => (
@@ -278,6 +392,26 @@ impl<'a> Evidence<'a> {
 
     /// In the config, absent live: deleted (when something shows it was applied) or new.
     fn missing(&self, change: &Change) -> (Cause, Option<String>) {
+        let tag = match change.resource_type.as_str() {
+            "federated_credential" => Some(records::CREDENTIALS_TAG),
+            "role_assignment" => Some(records::GRANTS_TAG),
+            _ => None,
+        };
+        if let Some(tag) = tag
+            && let Some(applied) = self.in_record(change, tag, self.desired_entry(change))
+        {
+            return if applied {
+                (
+                    Cause::DeletedOutsideWiform,
+                    Some(format!(
+                        "{} records it among what wiform applied (tag {tag})",
+                        identity_address(change).unwrap_or_default()
+                    )),
+                )
+            } else {
+                (Cause::NotYetApplied, None)
+            };
+        }
         let applied_with = match change.resource_type.as_str() {
             // The stack's service accounts that point to it were applied with its client id.
             "managed_identity" | "application" => self
@@ -348,8 +482,25 @@ impl<'a> Evidence<'a> {
                 }
             }
             "federated_credential" => {
-                // No marker of its own: the service account it federates says whether the
-                // config moved.
+                // No marker of its own: the identity's record says whether the live credential
+                // is the one wiform applied; without a record, the service account it federates.
+                if let Some(applied) = self.in_record(
+                    change,
+                    records::CREDENTIALS_TAG,
+                    self.live_credential_entry(change),
+                ) {
+                    return if applied {
+                        (Cause::ConfigChanged, None)
+                    } else {
+                        (
+                            Cause::ChangedOutsideWiform,
+                            Some(format!(
+                                "{} records the credentials wiform applied, and this one is not among them",
+                                identity_address(change).unwrap_or_default()
+                            )),
+                        )
+                    };
+                }
                 match self.service_account_for(change) {
                     Some(sa) if sa.id.is_some() && self.owned(sa) && !sa.action.is_change() => (
                         Cause::ChangedOutsideWiform,
@@ -519,6 +670,21 @@ impl<'a> Evidence<'a> {
     }
 }
 
+/// `identity.X` for a credential or grant of identity `X` (from its dependencies, or from its
+/// address when it is not in the config: `federated_credential.X/…`, `role_grant.X[…]`).
+fn identity_address(change: &Change) -> Option<String> {
+    if let Some(d) = change
+        .depends_on
+        .iter()
+        .find(|d| d.starts_with("identity."))
+    {
+        return Some(d.clone());
+    }
+    let (_, rest) = change.address.split_once('.')?;
+    let end = rest.find(['/', '['])?;
+    Some(format!("identity.{}", &rest[..end]))
+}
+
 fn field_value(change: &Change, name: &str) -> Option<String> {
     let field = change.fields.iter().find(|f| f.name == name)?;
     let value = match &field.after {
@@ -623,6 +789,7 @@ mod tests {
                 vec![],
             ),
             &Observed::default(),
+            &Graph::default(),
         );
         assert_eq!(report.verdict, Verdict::InSync);
         assert_eq!(report.summary.in_sync, 1);
@@ -636,6 +803,7 @@ mod tests {
                 vec![],
             ),
             &Observed::default(),
+            &Graph::default(),
         );
         assert_eq!(report.verdict, Verdict::PendingOnly);
         assert_eq!(report.items[0].cause, Cause::NotYetApplied);
@@ -654,6 +822,7 @@ mod tests {
                 vec![],
             ),
             &Observed::default(),
+            &Graph::default(),
         );
         assert_eq!(report.verdict, Verdict::Drifted);
         // Drifted first.
@@ -675,7 +844,11 @@ mod tests {
             message: "could not read".into(),
             hint: None,
         };
-        let report = classify(&plan(vec![], vec![error.clone()]), &Observed::default());
+        let report = classify(
+            &plan(vec![], vec![error.clone()]),
+            &Observed::default(),
+            &Graph::default(),
+        );
         assert_eq!(report.verdict, Verdict::Incomplete);
         let report = classify(
             &plan(
@@ -683,6 +856,7 @@ mod tests {
                 vec![error],
             ),
             &Observed::default(),
+            &Graph::default(),
         );
         assert_eq!(report.verdict, Verdict::Incomplete);
     }
@@ -712,6 +886,7 @@ mod tests {
         let report = classify(
             &plan(vec![fic.clone(), sa.clone()], vec![]),
             &Observed::default(),
+            &Graph::default(),
         );
         assert_eq!(report.items[0].cause, Cause::NotYetApplied);
     }

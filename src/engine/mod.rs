@@ -6,3 +6,4 @@ pub mod diff;
 pub mod drift;
 pub mod observe;
 pub mod plan;
+pub mod records;

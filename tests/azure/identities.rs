@@ -51,6 +51,7 @@ fn identity(resource_group: &str, name: &str) -> DesiredIdentity {
         name: name.into(),
         location: "westeurope".into(),
         tags: tags(&[("team", "orders")]),
+        records: Default::default(),
     }
 }
 

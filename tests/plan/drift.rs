@@ -268,3 +268,126 @@ fn a_new_stack_is_pending() {
         run.stdout
     );
 }
+
+/// The id (for a DELETE) of a role assignment the stack made for `principal`, whose scope ends
+/// with `scope_end`.
+fn owned_assignment(sb: &Sandbox, principal: &str, scope_end: &str) -> String {
+    sb.read(|s| {
+        s.role_assignments
+            .values()
+            .find(|a| {
+                a.principal_id.eq_ignore_ascii_case(principal)
+                    && a.scope.to_ascii_lowercase().ends_with(scope_end)
+            })
+            .map(|a| a.id.clone())
+            .expect("the stack's role assignment")
+    })
+}
+
+fn principal_of(sb: &Sandbox, resource_group: &str, name: &str) -> String {
+    sb.identity(resource_group, name)["properties"]["principalId"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_role_assignment_deleted_by_hand_is_drift() {
+    let sb = applied("github-actions");
+    let principal = principal_of(&sb, "rg-orders-ci", "orders-deployer");
+    let id = owned_assignment(&sb, &principal, "registries/ordersacr");
+    let (status, body) = sb.arm(
+        Method::DELETE,
+        &format!("{id}?api-version=2022-04-01"),
+        None,
+    );
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let run = sb.drift(&example("github-actions"), &["--format", "json"]);
+    expect_code(&run, 2);
+    let found = classes(&run);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0]
+            .0
+            .starts_with("role_grant.orders-deployer[\"AcrPush\""),
+        "{found:?}"
+    );
+    assert_eq!(
+        (found[0].1.as_str(), found[0].2.as_str()),
+        ("drifted", "deleted_outside_wiform")
+    );
+}
+
+#[test]
+fn a_credential_of_a_ci_issuer_deleted_by_hand_is_drift() {
+    let sb = applied("github-actions");
+    let (status, body) = sb.arm(
+        Method::DELETE,
+        &credential_path("rg-orders-ci", "orders-deployer", "github-main"),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let run = sb.drift(&example("github-actions"), &["--format", "json"]);
+    expect_code(&run, 2);
+    assert_eq!(
+        classes(&run),
+        vec![item(
+            "federated_credential.orders-deployer/github-main",
+            "drifted",
+            "deleted_outside_wiform"
+        )]
+    );
+}
+
+#[test]
+fn a_credential_added_by_hand_is_drift_and_one_removed_from_the_config_is_pending() {
+    let sb = applied("github-actions");
+    let (status, body) = sb.arm(
+        Method::PUT,
+        &credential_path("rg-orders-ci", "orders-deployer", "by-hand"),
+        Some(json!({"properties": {
+            "issuer": "https://token.actions.githubusercontent.com",
+            "subject": "repo:contoso/other:ref:refs/heads/main",
+            "audiences": ["api://AzureADTokenExchange"],
+        }})),
+    );
+    assert!(status == 200 || status == 201, "{body}");
+    let run = sb.drift(&example("github-actions"), &["--format", "json"]);
+    expect_code(&run, 2);
+    assert_eq!(
+        classes(&run),
+        vec![item(
+            "federated_credential.orders-deployer/by-hand",
+            "drifted",
+            "added_outside_wiform"
+        )]
+    );
+
+    // The config drops a federation wiform applied: pending, not drift.
+    let sb = applied("github-actions");
+    let dir = edited_copy("github-actions", |text| {
+        let start = text
+            .find("[[federations]]\nidentity = \"orders-deployer\"\nname = \"github-production\"")
+            .expect("the federation");
+        let end = text[start..]
+            .find("\n\n")
+            .map_or(text.len(), |e| start + e + 2);
+        format!("{}{}", &text[..start], &text[end..])
+    });
+    let file = dir.path().join("identity.toml");
+    let run = sb.drift(file.to_str().unwrap(), &["--format", "json"]);
+    expect_code(&run, 3);
+    let found = classes(&run);
+    assert!(
+        found.contains(&item(
+            "federated_credential.orders-deployer/github-production",
+            "pending",
+            "removed_from_config"
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().all(|(_, class, _)| class == "pending"),
+        "{found:?}"
+    );
+}

@@ -493,17 +493,19 @@ fn github_actions_subject_changed_in_the_config_replaces_the_credential() {
     let cwd = copy.path();
 
     let (human, json, planned) = plan_changes(&sb, cwd, "identity.toml");
-    assert_eq!(planned.len(), 1, "{planned:?}");
-    let (address, step) = planned.iter().next().unwrap();
-    assert_eq!(
-        (address.as_str(), step.action.as_str()),
-        (
-            "federated_credential.orders-deployer/github-production",
-            "replace"
-        )
-    );
+    assert_eq!(planned.len(), 2, "{planned:?}");
+    let step = &planned["federated_credential.orders-deployer/github-production"];
+    assert_eq!(step.action, "replace");
     let reason = step.reason.as_deref().expect("a reason");
     assert!(reason.starts_with("subject changed"), "{reason}");
+    // The identity records the credentials it now has, for drift.
+    let identity = &planned["identity.orders-deployer"];
+    assert_eq!(identity.action, "update");
+    let reason = identity.reason.as_deref().expect("a reason");
+    assert!(
+        reason.starts_with("records the federated credentials"),
+        "{reason}"
+    );
     snapshot(&sb, "github_actions_subject_changed", &human);
     snapshot(&sb, "github_actions_subject_changed_json", &json);
     let markdown = sb.plan_in(cwd, "identity.toml", &["--format", "markdown"]);

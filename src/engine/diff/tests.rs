@@ -115,8 +115,29 @@ fn plan_targets(body: &str, observed: &Observed, targets: &[&str]) -> Plan {
             graph: &graph,
             targets: &targets,
         },
-        observed,
+        &as_last_applied(&graph, observed),
     )
+}
+
+/// `observed` with each identity this stack owns recording the credentials and grants the
+/// config gives it, as the last apply of this config wrote them (unless the test wrote its own
+/// record tags): the records are tested on their own, the rest of the tests plan as if the
+/// records were current.
+fn as_last_applied(graph: &crate::graph::Graph, observed: &Observed) -> Observed {
+    let mut observed = observed.clone();
+    for id in graph.node_ids() {
+        let Some(desired) = DesiredIdentity::from_resource(STACK, &graph.node(id).resource) else {
+            continue;
+        };
+        if let Some(live) = observed.azure.identities.get_mut(&desired.key())
+            && live.owner.is_stack(STACK)
+            && crate::engine::records::record_tags(&live.tags).is_empty()
+        {
+            live.tags
+                .extend(crate::engine::records::identity_records(graph, id));
+        }
+    }
+    observed
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -980,6 +1001,35 @@ fn fields_azure_fills_in_never_cause_a_change() {
     assert_eq!(
         plan.get(IDENTITY).field("client_id").after,
         known("client-api")
+    );
+}
+
+#[test]
+fn an_identity_whose_records_are_stale_is_updated_to_record_what_the_config_gives_it() {
+    // Applied when the config gave it other credentials: its fields are as configured, but
+    // what it records of its credentials is not.
+    let mut observed = in_sync();
+    let key = identity_id(SUB, "rg-id", "api").to_ascii_lowercase();
+    let live = observed
+        .azure
+        .identities
+        .get_mut(&key)
+        .expect("the identity");
+    live.tags.insert(
+        crate::engine::records::CREDENTIALS_TAG.into(),
+        "deadbeef".into(),
+    );
+    let plan = plan_for(WORKLOAD, &observed);
+    let identity = plan.get(IDENTITY);
+    assert_eq!(identity.action, Action::Update);
+    assert_eq!(identity.changed_fields().count(), 0, "{identity:#?}");
+    assert!(
+        identity
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("records"),
+        "{identity:#?}"
     );
 }
 

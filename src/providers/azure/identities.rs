@@ -91,8 +91,12 @@ pub fn normalize_location(location: &str) -> String {
 }
 
 /// Marker tag names compare without regard to case, as Azure compares tag names.
+/// wiform's own tags: the markers and the records of attached objects (`wiform-credentials`,
+/// …). The config may not use the `wiform` prefix, so none of these is a user's tag.
 fn is_marker_tag(name: &str) -> bool {
-    name.eq_ignore_ascii_case(STACK_TAG) || name.eq_ignore_ascii_case(SPEC_HASH_TAG)
+    name.eq_ignore_ascii_case(STACK_TAG)
+        || name.eq_ignore_ascii_case(SPEC_HASH_TAG)
+        || name.to_ascii_lowercase().starts_with("wiform-")
 }
 
 /// The user's tags: every tag but the markers.
@@ -295,6 +299,10 @@ pub struct DesiredIdentity {
     pub location: String,
     /// The user's tags, without markers.
     pub tags: BTreeMap<String, String>,
+    /// What it records of its credentials and role grants (`crate::engine::records`), written
+    /// as tags beside the markers.
+    #[serde(default)]
+    pub records: BTreeMap<String, String>,
 }
 
 impl DesiredIdentity {
@@ -314,9 +322,16 @@ impl DesiredIdentity {
                 name: name.clone(),
                 location: location.clone(),
                 tags: tags.clone(),
+                records: BTreeMap::new(),
             }),
             _ => None,
         }
+    }
+
+    /// With the record tags of its attached objects.
+    pub fn with_records(mut self, records: BTreeMap<String, String>) -> Self {
+        self.records = records;
+        self
     }
 
     pub fn id(&self) -> String {
@@ -338,9 +353,11 @@ impl DesiredIdentity {
         arm_spec_hash("managed_identity", &self.key(), &self.location, &self.tags)
     }
 
-    /// The tags wiform writes: the user's plus the markers.
+    /// The tags wiform writes: the user's plus the markers and the records.
     pub fn tags_with_markers(&self) -> BTreeMap<String, String> {
-        with_markers(&self.tags, &self.stack, self.spec_hash())
+        let mut tags = with_markers(&self.tags, &self.stack, self.spec_hash());
+        tags.extend(self.records.clone());
+        tags
     }
 
     /// `UserAssignedIdentities_CreateOrUpdate` body (`properties` are read-only outputs).
@@ -833,6 +850,7 @@ mod tests {
             name: "orders-api".into(),
             location: "westeurope".into(),
             tags: map(&[("team", "orders")]),
+            records: BTreeMap::new(),
         }
     }
 

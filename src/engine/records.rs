@@ -1,0 +1,193 @@
+//! What an identity records of the objects attached to it, for `drift`.
+//!
+//! Federated credentials on a managed identity take no tags or description, and a deleted role
+//! assignment leaves nothing behind, so their marker lives on the parent identity (product
+//! design, "Ownership without a state file"): the tags `wiform-credentials` and `wiform-grants`
+//! hold a short hash of each credential and each role grant the identity was last applied with,
+//! sorted and comma-separated (continued in `wiform-credentials-2`, … past Azure's 256
+//! characters per tag value). They are written with the identity itself, before its credentials
+//! and grants, so after an apply that failed half-way a credential it could not write reads as
+//! deleted; the next apply settles it.
+//!
+//! A credential's entry hashes its name, issuer, subject and audiences, the issuer of an AKS
+//! cluster as `cluster:KEY` (its URL is not known before the cluster's OIDC issuer is on); a
+//! grant's entry hashes its role and scope as the config resolves them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use petgraph::graph::NodeIndex;
+use serde_json::json;
+
+use crate::config::federation::IssuerSource;
+use crate::graph::{Graph, Resource, RoleRef};
+use crate::ownership;
+
+pub const CREDENTIALS_TAG: &str = "wiform-credentials";
+pub const GRANTS_TAG: &str = "wiform-grants";
+
+/// Hex digits kept per entry: 32 bits, plenty to tell at most a few dozen objects apart.
+const ENTRY_LEN: usize = 8;
+/// Azure's limit on a tag value.
+const TAG_VALUE_MAX: usize = 256;
+
+/// How a credential's issuer is recorded.
+pub fn issuer_ref(source: &IssuerSource) -> String {
+    match source {
+        IssuerSource::Cluster(key) => format!("cluster:{key}"),
+        IssuerSource::Url(url) => url.clone(),
+    }
+}
+
+pub fn credential_entry(
+    name: &str,
+    issuer_ref: &str,
+    subject: &str,
+    audiences: &[String],
+) -> String {
+    let mut audiences = audiences.to_vec();
+    audiences.sort();
+    entry(&json!({
+        "name": name,
+        "issuer": issuer_ref,
+        "subject": subject,
+        "audiences": audiences,
+    }))
+}
+
+pub fn grant_entry(role: &RoleRef, scope: &str) -> String {
+    entry(&json!({ "role": role, "scope": scope.to_ascii_lowercase() }))
+}
+
+fn entry(value: &serde_json::Value) -> String {
+    let mut hash = ownership::spec_hash(value);
+    hash.truncate(ENTRY_LEN);
+    hash
+}
+
+/// The record tags of the identity at `identity`: its credentials and grants in the config.
+pub fn identity_records(graph: &Graph, identity: NodeIndex) -> BTreeMap<String, String> {
+    let mut credentials = BTreeSet::new();
+    let mut grants = BTreeSet::new();
+    for dependent in graph.dependents(identity) {
+        match &graph.node(dependent).resource {
+            Resource::FederatedCredential {
+                name,
+                issuer,
+                subject,
+                audiences,
+                ..
+            } => {
+                credentials.insert(credential_entry(
+                    name,
+                    &issuer_ref(issuer),
+                    subject,
+                    audiences,
+                ));
+            }
+            Resource::RoleAssignment { role, scope, .. } => {
+                grants.insert(grant_entry(role, scope));
+            }
+            _ => {}
+        }
+    }
+    let mut tags = tags_of(CREDENTIALS_TAG, &credentials);
+    tags.extend(tags_of(GRANTS_TAG, &grants));
+    tags
+}
+
+/// `entries` as tags `name`, `name-2`, …, each value within Azure's limit. An empty set is one
+/// empty tag, so that "records nothing" differs from "records not written yet".
+fn tags_of(name: &str, entries: &BTreeSet<String>) -> BTreeMap<String, String> {
+    let mut tags = BTreeMap::new();
+    let mut value = String::new();
+    let mut part = 1;
+    let key = |part: usize| {
+        if part == 1 {
+            name.to_string()
+        } else {
+            format!("{name}-{part}")
+        }
+    };
+    for entry in entries {
+        if !value.is_empty() && value.len() + 1 + entry.len() > TAG_VALUE_MAX {
+            tags.insert(key(part), std::mem::take(&mut value));
+            part += 1;
+        }
+        if !value.is_empty() {
+            value.push(',');
+        }
+        value.push_str(entry);
+    }
+    tags.insert(key(part), value);
+    tags
+}
+
+/// The entries recorded under `name` in live `tags`, or `None` when the identity records
+/// nothing (applied by a wiform without records, or not by wiform).
+pub fn read(tags: &BTreeMap<String, String>, name: &str) -> Option<BTreeSet<String>> {
+    let prefix = format!("{name}-");
+    let mut found = false;
+    let mut entries = BTreeSet::new();
+    for (key, value) in tags {
+        let key = key.to_ascii_lowercase();
+        let ours = key == name
+            || key
+                .strip_prefix(&prefix)
+                .is_some_and(|n| n.parse::<u32>().is_ok());
+        if ours {
+            found = true;
+            entries.extend(
+                value
+                    .split(',')
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_string),
+            );
+        }
+    }
+    found.then_some(entries)
+}
+
+/// The record tags among `tags` (to compare the live record with the desired one).
+pub fn record_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            k.starts_with(CREDENTIALS_TAG) || k.starts_with(GRANTS_TAG)
+        })
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_records_continue_in_numbered_tags_and_read_back_whole() {
+        let entries: BTreeSet<String> = (0..60).map(|i| format!("{i:08x}")).collect();
+        let tags = tags_of(GRANTS_TAG, &entries);
+        assert_eq!(tags.len(), 3, "{tags:?}");
+        assert!(tags.values().all(|v| v.len() <= TAG_VALUE_MAX));
+        assert_eq!(read(&tags, GRANTS_TAG), Some(entries));
+    }
+
+    #[test]
+    fn nothing_recorded_differs_from_no_record() {
+        let empty = tags_of(CREDENTIALS_TAG, &BTreeSet::new());
+        assert_eq!(read(&empty, CREDENTIALS_TAG), Some(BTreeSet::new()));
+        assert_eq!(read(&BTreeMap::new(), CREDENTIALS_TAG), None);
+    }
+
+    #[test]
+    fn entries_ignore_audience_order_and_scope_case() {
+        let a = credential_entry("n", "cluster:lab", "s", &["x".into(), "y".into()]);
+        let b = credential_entry("n", "cluster:lab", "s", &["y".into(), "x".into()]);
+        assert_eq!(a, b);
+        assert_eq!(a.len(), ENTRY_LEN);
+        let role = RoleRef::Id { id: "r".into() };
+        assert_eq!(
+            grant_entry(&role, "/Subscriptions/S"),
+            grant_entry(&role, "/subscriptions/s")
+        );
+    }
+}
