@@ -9,7 +9,8 @@
 //! that the release binary, run as a child with `--sandbox --sandbox-dir {dir}`, talks to it.
 //! It applies the config once (reported: the apply benchmark), then runs the plan `--runs`
 //! times (3 by default) and reports, per run, the wall time of the child process, its peak RSS
-//! (wait4's `ru_maxrss`) and the requests the sandbox answered, by API.
+//! (wait4's `ru_maxrss`) and the requests the sandbox answered, by API. Last, `wiform drift` of
+//! the same state (the drift issue's benchmark: the same budget as plan).
 //!
 //! Options: `--runs N`, `--latency-ms MS` (default 20), `--identities N` (default 200),
 //! `--msi-throttle` (the plans, not the apply, meet the Managed Identity provider's own rate
@@ -120,6 +121,12 @@ fn main() {
         plans.push(plan);
     }
 
+    // Drift of the same state: the same observation as plan, so the same request budget.
+    let drift = run_wiform(&running, &[&["drift"][..], &common].concat());
+    if drift.code != 0 || !drift.stdout.contains("In sync") {
+        fail("wiform drift (expected exit 0 and \"In sync\")", &drift);
+    }
+
     println!("apply, from empty: {applied}");
     println!(
         "  wall {}, peak RSS {}, {} requests ({})\n",
@@ -186,6 +193,13 @@ fn main() {
         mb(rss_med),
         verdict(rss_med < MAX_RSS_KB),
         mb(MAX_RSS_KB)
+    );
+    println!(
+        "\ndrift, everything applied: wall {}, peak RSS {}, {} requests (target <= {MAX_REQUESTS}): {}",
+        ms(drift.wall),
+        mb(drift.max_rss_kb),
+        drift.requests.len(),
+        verdict(drift.requests.len() <= MAX_REQUESTS)
     );
     println!();
     print_breakdown("plan requests by operation (run 1):", &plans[0]);
