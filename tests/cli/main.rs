@@ -352,3 +352,24 @@ fn a_foreign_state_file_is_never_overwritten() {
         "[1, 2, 3]"
     );
 }
+
+/// The drift issue's acceptance: `bash examples/ci/drift-demo.sh` applies the quickstart in a
+/// sandbox, changes a tag with curl, and `wiform drift` exits 2 naming the change.
+#[test]
+fn the_drift_demo_shows_a_change_made_with_curl() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new("bash")
+        .arg(root.join("examples/ci/drift-demo.sh"))
+        .env("WIFORM", env!("CARGO_BIN_EXE_wiform"))
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("identity.keyvault-reader (managed_identity, changed outside wiform)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("exit 2"), "{stdout}");
+}
