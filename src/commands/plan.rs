@@ -155,11 +155,18 @@ pub async fn connect(
                 };
                 reach.insert(key.value.clone(), how);
             }
-            (
-                session.endpoints(),
-                session.credential_settings(),
-                Some(session),
-            )
+            // `--auth` other than `auto` signs in as the client the environment names (the
+            // sandbox's Reader, say) instead of the sandbox's Owner.
+            let credential_settings = match settings.auth {
+                AuthMethod::Auto => session.credential_settings(),
+                method => CredentialSettings {
+                    method,
+                    tenant_id: config.azure.tenant_id.value.clone(),
+                    endpoints: session.endpoints(),
+                    env: Environment::from_process(),
+                },
+            };
+            (session.endpoints(), credential_settings, Some(session))
         }
         None => {
             let endpoints = Endpoints::from_config(config.azure.cloud.as_ref().map(|c| &c.value))

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use wiform_sandbox::state::{ADMIN_CLIENT_ID, Store};
+use wiform_sandbox::state::{ADMIN_CLIENT_ID, READER_CLIENT_ID, Store};
 use wiform_sandbox::{Faults, Options};
 
 use super::Printer;
@@ -109,15 +109,19 @@ fn absolute(path: &Path) -> PathBuf {
 /// is therefore never printed).
 fn write_env_file(path: &Path, running: &wiform_sandbox::Running) -> std::io::Result<()> {
     let app = &running.app;
-    let (tenant, subscription, secret) = app.store.read(|s| {
+    let secret_of = |s: &wiform_sandbox::state::State, id: &str| {
+        s.clients
+            .iter()
+            .find(|c| c.client_id == id)
+            .map(|c| c.secret.clone())
+            .unwrap_or_default()
+    };
+    let (tenant, subscription, secret, reader_secret) = app.store.read(|s| {
         (
             s.tenant_id.clone(),
             s.subscriptions.first().cloned().unwrap_or_default(),
-            s.clients
-                .iter()
-                .find(|c| c.client_id == ADMIN_CLIENT_ID)
-                .map(|c| c.secret.clone())
-                .unwrap_or_default(),
+            secret_of(s, ADMIN_CLIENT_ID),
+            secret_of(s, READER_CLIENT_ID),
         )
     });
     let ca = path.with_file_name("ca.pem");
@@ -132,7 +136,11 @@ fn write_env_file(path: &Path, running: &wiform_sandbox::Running) -> std::io::Re
          export WIFORM_SANDBOX_URL={base}\n\
          export SSL_CERT_FILE={ca}\n\
          export REQUESTS_CA_BUNDLE={ca}\n\
-         export CURL_CA_BUNDLE={ca}\n",
+         export CURL_CA_BUNDLE={ca}\n\
+         # A client with Reader only: `wiform drift --sandbox --auth environment` signs in as it\n\
+         # when AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are set to these.\n\
+         export WIFORM_SANDBOX_READER_CLIENT_ID={READER_CLIENT_ID}\n\
+         export WIFORM_SANDBOX_READER_CLIENT_SECRET={reader_secret}\n",
         ca = ca.display()
     );
     write_private(path, &text)

@@ -391,3 +391,38 @@ fn a_credential_added_by_hand_is_drift_and_one_removed_from_the_config_is_pendin
         "{found:?}"
     );
 }
+
+#[test]
+fn a_reader_only_principal_can_run_drift() {
+    // No AKS cluster: Reader on the subscription is all drift needs.
+    let sb = applied("github-actions");
+    let run = sb.drift_as_reader(&example("github-actions"));
+    expect_code(&run, 0);
+    assert!(run.stdout.contains("In sync"), "{}", run.transcript());
+    // It sees drift as the Owner does.
+    let identity = sb.identity("rg-orders-ci", "orders-deployer");
+    let mut tags = identity["tags"].clone();
+    tags["team"] = json!("someone-else");
+    let (status, body) = sb.arm(
+        Method::PATCH,
+        &identity_path("rg-orders-ci", "orders-deployer"),
+        Some(json!({ "tags": tags })),
+    );
+    assert_eq!(status, 200, "{body}");
+    expect_code(&sb.drift_as_reader(&example("github-actions")), 2);
+}
+
+#[test]
+fn a_scope_that_cannot_be_read_is_an_error_not_in_sync() {
+    // An AKS cluster's user kubeconfig needs more than Reader
+    // (listClusterUserCredential/action): its objects cannot be read, so drift exits 1.
+    let sb = applied("quickstart");
+    let run = sb.drift_as_reader(&example("quickstart"));
+    expect_code(&run, 1);
+    assert!(run.stdout.contains("Incomplete"), "{}", run.transcript());
+    assert!(
+        run.stdout.contains("listClusterUserCredential"),
+        "{}",
+        run.transcript()
+    );
+}

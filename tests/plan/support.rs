@@ -60,8 +60,14 @@ impl Sandbox {
     /// Runs `wiform --color never ARGS` in `cwd`. Fails the test when the binary started a
     /// sandbox of its own instead of connecting to this one.
     pub fn wiform_in(&self, cwd: &Path, args: &[&str]) -> Run {
+        self.wiform_with_env(cwd, args, &[])
+    }
+
+    /// [`Sandbox::wiform_in`] with these environment variables set.
+    pub fn wiform_with_env(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         let output = assert_cmd::Command::cargo_bin("wiform")
             .expect("the wiform binary")
+            .envs(env.iter().copied())
             .arg("--color")
             .arg("never")
             .args(args)
@@ -107,6 +113,29 @@ impl Sandbox {
         let mut args = self.sandbox_args("drift", file);
         args.extend_from_slice(extra);
         self.wiform_in(root(), &args)
+    }
+
+    /// [`Sandbox::drift`] signed in as the sandbox's Reader-only client (`--auth environment`).
+    pub fn drift_as_reader(&self, file: &str) -> Run {
+        let secret = self.read(|s| {
+            s.clients
+                .iter()
+                .find(|c| c.client_id == wiform_sandbox::state::READER_CLIENT_ID)
+                .map(|c| c.secret.clone())
+                .expect("the Reader client")
+        });
+        let tenant = self.read(|s| s.tenant_id.clone());
+        let mut args = self.sandbox_args("drift", file);
+        args.extend_from_slice(&["--auth", "environment"]);
+        self.wiform_with_env(
+            root(),
+            &args,
+            &[
+                ("AZURE_CLIENT_ID", wiform_sandbox::state::READER_CLIENT_ID),
+                ("AZURE_CLIENT_SECRET", &secret),
+                ("AZURE_TENANT_ID", &tenant),
+            ],
+        )
     }
 
     /// `wiform apply --sandbox --sandbox-dir DIR --auto-approve -f FILE` from `cwd`; it must
