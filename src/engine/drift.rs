@@ -392,6 +392,22 @@ impl<'a> Evidence<'a> {
 
     /// In the config, absent live: deleted (when something shows it was applied) or new.
     fn missing(&self, change: &Change) -> (Cause, Option<String>) {
+        // A credential or grant of an identity deleted outside wiform went with it.
+        if matches!(
+            change.resource_type.as_str(),
+            "federated_credential" | "role_assignment"
+        ) && let Some(identity) = identity_address(change)
+            && let Some(parent) = self.by_address.get(identity.as_str())
+            && parent.action == Action::Create
+            && self.missing(parent).0 == Cause::DeletedOutsideWiform
+        {
+            return (
+                Cause::DeletedOutsideWiform,
+                Some(format!(
+                    "{identity} was deleted outside wiform, and this with it"
+                )),
+            );
+        }
         let tag = match change.resource_type.as_str() {
             "federated_credential" => Some(records::CREDENTIALS_TAG),
             "role_assignment" => Some(records::GRANTS_TAG),
@@ -463,6 +479,24 @@ impl<'a> Evidence<'a> {
 
     /// Live and in the config, but different: who moved?
     fn different(&self, change: &Change) -> (Cause, Option<String>) {
+        // A service account of an identity deleted outside wiform: the identity made again gets
+        // a new client id, so the annotation changes because of that deletion.
+        if change.resource_type == "service_account"
+            && let Some(identity) = change
+                .depends_on
+                .iter()
+                .find(|d| d.starts_with("identity."))
+            && let Some(parent) = self.by_address.get(identity.as_str())
+            && parent.action == Action::Create
+            && self.missing(parent).0 == Cause::DeletedOutsideWiform
+        {
+            return (
+                Cause::ChangedOutsideWiform,
+                Some(format!(
+                    "{identity} was deleted outside wiform: made again, it gets a new client id"
+                )),
+            );
+        }
         match change.resource_type.as_str() {
             "cluster" => {
                 // Workload identity turned off on a cluster this stack federates with: it was

@@ -426,3 +426,96 @@ fn a_scope_that_cannot_be_read_is_an_error_not_in_sync() {
         run.transcript()
     );
 }
+
+#[test]
+fn a_service_account_deleted_by_hand_is_drift() {
+    let sb = applied("quickstart");
+    let cluster = sb.aks("aks-workload-id");
+    let (status, body) = sb.kube_delete(
+        &cluster,
+        "/api/v1/namespaces/workload-id-test/serviceaccounts/workload-id-sa",
+    );
+    assert_eq!(status, 200, "{body}");
+    let run = report(&sb, &example("quickstart"), "service_account_deleted", 2);
+    assert_eq!(
+        classes(&run),
+        vec![item(
+            "service_account.lab/workload-id-test/workload-id-sa",
+            "drifted",
+            "deleted_outside_wiform"
+        )]
+    );
+}
+
+#[test]
+fn an_identity_deleted_by_hand_is_drift_and_so_are_its_credentials_and_grants() {
+    let sb = applied("quickstart");
+    let (status, body) = sb.arm(
+        Method::DELETE,
+        &identity_path("rg-workload-id", "keyvault-reader"),
+        None,
+    );
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let run = report(&sb, &example("quickstart"), "identity_deleted", 2);
+    let found = classes(&run);
+    assert!(
+        found.contains(&item(
+            "identity.keyvault-reader",
+            "drifted",
+            "deleted_outside_wiform"
+        )),
+        "{found:?}"
+    );
+    for (address, class, cause) in &found {
+        if address.starts_with("federated_credential.") || address.starts_with("role_grant.") {
+            assert_eq!(
+                (class.as_str(), cause.as_str()),
+                ("drifted", "deleted_outside_wiform"),
+                "{address}"
+            );
+        }
+    }
+    // Its service account must take the new identity's client id: a consequence, not a config
+    // change.
+    assert!(
+        found.contains(&item(
+            "service_account.lab/workload-id-test/workload-id-sa",
+            "drifted",
+            "changed_outside_wiform"
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().all(|(_, class, _)| class == "drifted"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn workload_identity_turned_off_on_a_cluster_is_drift() {
+    let sb = applied("quickstart");
+    let path = format!(
+        "/subscriptions/{}/resourceGroups/rg-workload-id/providers/Microsoft.ContainerService/managedClusters/aks-workload-id?api-version=2025-10-01",
+        sb.read(|s| s.subscriptions[0].clone())
+    );
+    let (status, mut cluster) = sb.arm(Method::GET, &path, None);
+    assert_eq!(status, 200, "{cluster}");
+    cluster["properties"]["securityProfile"]["workloadIdentity"]["enabled"] = json!(false);
+    let (status, body) = sb.arm(Method::PUT, &path, Some(cluster));
+    assert!(status == 200 || status == 201, "{status} {body}");
+    // The sandbox's update is a long-running operation: wait until the cluster says so.
+    for _ in 0..100 {
+        let (_, now) = sb.arm(Method::GET, &path, None);
+        if now["properties"]["securityProfile"]["workloadIdentity"]["enabled"] == json!(false)
+            && now["properties"]["provisioningState"] == json!("Succeeded")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let run = report(&sb, &example("quickstart"), "workload_identity_disabled", 2);
+    assert_eq!(
+        classes(&run),
+        vec![item("cluster.lab", "drifted", "changed_outside_wiform")]
+    );
+}

@@ -258,6 +258,17 @@ impl Sandbox {
         )
     }
 
+    /// `DELETE` on a cluster's API, as its admin (`kubectl delete`).
+    pub fn kube_delete(&self, cluster: &ClusterAccess, path: &str) -> (u16, Value) {
+        self.send(
+            Some(cluster.admin_token.clone()),
+            Method::DELETE,
+            format!("{}{path}", cluster.server),
+            "",
+            None,
+        )
+    }
+
     /// The managed identity `resource_group/name`.
     pub fn identity(&self, resource_group: &str, name: &str) -> Value {
         let (status, body) = self.arm(Method::GET, &identity_path(resource_group, name), None);
