@@ -159,7 +159,7 @@ pub fn classify(plan: &Plan, observed: &Observed, graph: &Graph) -> DriftReport 
     let mut items: Vec<DriftItem> = plan
         .changes
         .iter()
-        .filter(|c| c.action.is_change())
+        .filter(|c| c.action.is_change() || evidence.terminating(c))
         .map(|c| evidence.item(c))
         .collect();
     // Stable: drifted first, plan order within each class.
@@ -341,7 +341,38 @@ impl<'a> Evidence<'a> {
         }
     }
 
+    /// A namespace the config wants, or a service account in one, that someone is deleting
+    /// (Terminating: its contents go, then it does).
+    fn terminating(&self, change: &Change) -> bool {
+        if change.action == Action::Delete {
+            return false;
+        }
+        let Some(cluster) = self.cluster_of(change) else {
+            return false;
+        };
+        let namespace = match change.resource_type.as_str() {
+            "namespace" => change.id.as_deref(),
+            "service_account" => change
+                .id
+                .as_deref()
+                .and_then(|id| id.split_once('/'))
+                .map(|(ns, _)| ns),
+            _ => None,
+        };
+        namespace
+            .and_then(|ns| cluster.namespace(ns))
+            .is_some_and(|ns| ns.meta.terminating)
+    }
+
     fn cause(&self, change: &Change) -> (Cause, Option<String>) {
+        if self.terminating(change) {
+            let evidence = if change.resource_type == "namespace" {
+                "it is Terminating: someone deleted it"
+            } else {
+                "its namespace is Terminating: someone deleted it"
+            };
+            return (Cause::DeletedOutsideWiform, Some(evidence.into()));
+        }
         match change.action {
             Action::Delete => self.extra(change),
             Action::Create => self.missing(change),
@@ -752,6 +783,9 @@ fn detail(change: &Change, cause: Cause) -> String {
         })
         .collect();
     match cause {
+        Cause::DeletedOutsideWiform if !change.action.is_change() => {
+            "being deleted outside wiform".into()
+        }
         Cause::DeletedOutsideWiform => "deleted outside wiform".into(),
         Cause::NotYetApplied if change.action == Action::Adopt => {
             "exists without wiform's marker and matches the config: apply adopts it".into()
@@ -769,6 +803,10 @@ fn detail(change: &Change, cause: Cause) -> String {
 /// Who can fix it, and how.
 fn fix(change: &Change, cause: Cause) -> &'static str {
     match cause {
+        // Still there, on its way out: nothing can be made in a terminating namespace.
+        Cause::DeletedOutsideWiform if !change.action.is_change() => {
+            "once the namespace is gone, re-run `wiform apply` to make it again (or remove it from the config)"
+        }
         Cause::ChangedOutsideWiform | Cause::DeletedOutsideWiform => {
             "re-run `wiform apply` to restore what the config says, or change the config to keep the new state"
         }

@@ -519,3 +519,78 @@ fn workload_identity_turned_off_on_a_cluster_is_drift() {
         vec![item("cluster.lab", "drifted", "changed_outside_wiform")]
     );
 }
+
+#[test]
+fn an_application_renamed_by_hand_is_drift() {
+    let sb = applied("app-registration");
+    let object_id = sb.read(|s| {
+        s.applications
+            .values()
+            .find(|a| a.display_name == "AKS Workload Identity")
+            .map(|a| a.id.clone())
+            .expect("the application")
+    });
+    let (status, body) = sb.graph(
+        Method::PATCH,
+        &format!("/applications/{object_id}"),
+        Some(json!({"displayName": "Renamed in the portal"})),
+    );
+    assert!(status == 204 || status == 200, "{status} {body}");
+    let run = report(&sb, &example("app-registration"), "application_renamed", 2);
+    let found = classes(&run);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].1.as_str(), found[0].2.as_str()),
+        ("drifted", "changed_outside_wiform"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn a_resource_group_tag_changed_by_hand_is_drift() {
+    let sb = applied("github-actions");
+    let path = format!(
+        "/subscriptions/{}/resourcegroups/rg-orders-ci?api-version=2021-04-01",
+        sb.read(|s| s.subscriptions[0].clone())
+    );
+    let (status, group) = sb.arm(Method::GET, &path, None);
+    assert_eq!(status, 200, "{group}");
+    let mut tags = group["tags"].clone();
+    tags["team"] = json!("someone-else");
+    let (status, body) = sb.arm(Method::PATCH, &path, Some(json!({ "tags": tags })));
+    assert_eq!(status, 200, "{body}");
+    let run = sb.drift(&example("github-actions"), &["--format", "json"]);
+    expect_code(&run, 2);
+    assert_eq!(
+        classes(&run),
+        vec![item(
+            "resource_group.rg-orders-ci",
+            "drifted",
+            "changed_outside_wiform"
+        )]
+    );
+}
+
+#[test]
+fn a_namespace_deleted_by_hand_is_drift() {
+    let sb = applied("quickstart");
+    let cluster = sb.aks("aks-workload-id");
+    let (status, body) = sb.kube_delete(&cluster, "/api/v1/namespaces/workload-id-test");
+    assert!(status == 200 || status == 202, "{status} {body}");
+    // The namespace is Terminating (the sandbox, like a kube-apiserver without the namespace
+    // controller, keeps it so): it and its service account are on their way out.
+    let run = report(&sb, &example("quickstart"), "namespace_deleted", 2);
+    let found = classes(&run);
+    assert!(
+        found.contains(&item(
+            "service_account.lab/workload-id-test/workload-id-sa",
+            "drifted",
+            "deleted_outside_wiform"
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().all(|(_, class, _)| class == "drifted"),
+        "{found:?}"
+    );
+}

@@ -211,6 +211,17 @@ impl Sandbox {
         )
     }
 
+    /// A Microsoft Graph request as the sandbox's Owner (path from `/v1.0`).
+    pub fn graph(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.send(
+            Some(self.token("https://graph.microsoft.com")),
+            method,
+            format!("{}/v1.0{path}", self.base_url()),
+            "application/json",
+            body.map(|b| b.to_string()),
+        )
+    }
+
     /// The Kubernetes API of the AKS cluster `name`.
     pub fn aks(&self, name: &str) -> ClusterAccess {
         let key = self.read(|s| {
