@@ -219,9 +219,9 @@ impl AzureArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum PlanFormatArg {
-    /// Terraform-like text.
+    /// Text for people.
     Human,
-    /// JSON (schemas/plan.schema.json).
+    /// JSON (plan: schemas/plan.schema.json; drift: schemas/drift.schema.json).
     Json,
     /// Markdown for a pull request comment or a CI job summary.
     Markdown,

@@ -8,7 +8,7 @@ use schemars::generate::SchemaSettings;
 use serde_json::Value;
 
 use super::Style;
-use super::plan::{cell, code_cell};
+use super::plan::{cell, code_cell, prose};
 use crate::engine::drift::{Cause, Class, DriftItem, DriftReport, FORMAT_VERSION, Verdict};
 
 /// Where the report's JSON Schema is checked in, relative to the repository root.
@@ -183,7 +183,8 @@ fn markdown_table(items: &[&DriftItem]) -> String {
             cell(&item.resource_type),
             cause_text(item.cause),
             details,
-            cell(&item.fix)
+            // Its commands stay code; it holds no `|` or line break.
+            prose(&item.fix.replace('|', "\\|"))
         ));
     }
     out

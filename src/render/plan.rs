@@ -766,7 +766,7 @@ fn html(text: &str) -> String {
 }
 
 /// Free text (messages, hints) in markdown: backticks stay code, HTML does not get through.
-fn prose(text: &str) -> String {
+pub(crate) fn prose(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

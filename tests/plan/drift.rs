@@ -302,8 +302,12 @@ fn a_role_assignment_deleted_by_hand_is_drift() {
         None,
     );
     assert!(status == 200 || status == 204, "{status} {body}");
-    let run = sb.drift(&example("github-actions"), &["--format", "json"]);
-    expect_code(&run, 2);
+    let run = report(
+        &sb,
+        &example("github-actions"),
+        "role_assignment_deleted",
+        2,
+    );
     let found = classes(&run);
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(
@@ -327,8 +331,7 @@ fn a_credential_of_a_ci_issuer_deleted_by_hand_is_drift() {
         None,
     );
     assert_eq!(status, 200, "{body}");
-    let run = sb.drift(&example("github-actions"), &["--format", "json"]);
-    expect_code(&run, 2);
+    let run = report(&sb, &example("github-actions"), "ci_credential_deleted", 2);
     assert_eq!(
         classes(&run),
         vec![item(
@@ -352,8 +355,7 @@ fn a_credential_added_by_hand_is_drift_and_one_removed_from_the_config_is_pendin
         }})),
     );
     assert!(status == 200 || status == 201, "{body}");
-    let run = sb.drift(&example("github-actions"), &["--format", "json"]);
-    expect_code(&run, 2);
+    let run = report(&sb, &example("github-actions"), "credential_added", 2);
     assert_eq!(
         classes(&run),
         vec![item(
@@ -559,8 +561,12 @@ fn a_resource_group_tag_changed_by_hand_is_drift() {
     tags["team"] = json!("someone-else");
     let (status, body) = sb.arm(Method::PATCH, &path, Some(json!({ "tags": tags })));
     assert_eq!(status, 200, "{body}");
-    let run = sb.drift(&example("github-actions"), &["--format", "json"]);
-    expect_code(&run, 2);
+    let run = report(
+        &sb,
+        &example("github-actions"),
+        "resource_group_tag_changed",
+        2,
+    );
     assert_eq!(
         classes(&run),
         vec![item(
