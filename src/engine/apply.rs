@@ -439,6 +439,7 @@ impl<C: ClusterApi + Sync> Executor<'_, C> {
                     stack: stack.to_string(),
                     key,
                     display_name: display_name.clone(),
+                    records: records::identity_records(self.graph, id),
                 };
                 let current: Option<&LiveApplication> = change.id.as_ref().and_then(|id| {
                     self.observed

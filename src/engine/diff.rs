@@ -34,6 +34,9 @@ use crate::providers::kube::{
     CLIENT_ID_ANNOTATION, ClusterObservation, DesiredServiceAccount, LiveServiceAccount,
 };
 
+/// Why an identity or application is updated when only its records are out of date.
+const RECORDS_STALE: &str = "records the federated credentials and role grants it now has, so that `wiform drift` can tell them from changes made by hand";
+
 /// Everything observed.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Observed {
@@ -692,10 +695,7 @@ impl Planner<'_> {
         } else if differs(&fields) {
             (Action::Update, None)
         } else if records_stale {
-            (
-                Action::Update,
-                Some("records the federated credentials and role grants it now has, so that `wiform drift` can tell them from changes made by hand".into()),
-            )
+            (Action::Update, Some(RECORDS_STALE.into()))
         } else {
             (Action::NoOp, None)
         };
@@ -780,6 +780,11 @@ impl Planner<'_> {
                 Some("the application has no service principal".to_string()),
             ),
             None if differs(&fields) => (Action::Update, None),
+            None if records::record_tags(&live.tag_map())
+                != records::identity_records(self.graph(), id) =>
+            {
+                (Action::Update, Some(RECORDS_STALE.into()))
+            }
             None => (Action::NoOp, None),
         };
         self.push(

@@ -265,15 +265,18 @@ impl<'a> Evidence<'a> {
     /// nothing, or is not this stack's, or is gone).
     fn recorded(&self, change: &Change, tag: &str) -> Option<BTreeSet<String>> {
         let identity = self.by_address.get(identity_address(change)?.as_str())?;
-        let live = self
-            .observed
-            .azure
-            .identities
-            .get(&identity.id.as_deref()?.to_ascii_lowercase())?;
-        if !live.owner.is_stack(self.stack) {
-            return None;
+        let id = identity.id.as_deref()?;
+        let azure = &self.observed.azure;
+        if let Some(live) = azure.identities.get(&id.to_ascii_lowercase()) {
+            return live
+                .owner
+                .is_stack(self.stack)
+                .then(|| records::read(&live.tags, tag))?;
         }
-        records::read(&live.tags, tag)
+        let app = azure.applications.iter().find(|a| a.object_id == id)?;
+        app.owner
+            .is_stack(self.stack)
+            .then(|| records::read(&app.tag_map(), tag))?
     }
 
     /// The record entry of what the config asks for at `change`.

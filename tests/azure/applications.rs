@@ -24,6 +24,7 @@ fn provider(sbx: &Sandbox) -> AzureProvider {
 
 fn desired(stack: &str, key: &str, display_name: &str) -> DesiredApplication {
     DesiredApplication {
+        records: Default::default(),
         stack: stack.into(),
         key: key.into(),
         display_name: display_name.into(),

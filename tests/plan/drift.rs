@@ -600,3 +600,32 @@ fn a_namespace_deleted_by_hand_is_drift() {
         "{found:?}"
     );
 }
+
+#[test]
+fn a_role_assignment_of_an_application_deleted_by_hand_is_drift() {
+    let sb = applied("app-registration");
+    let principal = sb.read(|s| {
+        s.service_principals
+            .values()
+            .find(|p| p.display_name == "AKS Workload Identity")
+            .expect("the application's service principal")
+            .id
+            .clone()
+    });
+    let id = owned_assignment(&sb, &principal, "namespaces/my-eventhub-namespace");
+    let (status, body) = sb.arm(
+        Method::DELETE,
+        &format!("{id}?api-version=2022-04-01"),
+        None,
+    );
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let run = sb.drift(&example("app-registration"), &["--format", "json"]);
+    expect_code(&run, 2);
+    let found = classes(&run);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].1.as_str(), found[0].2.as_str()),
+        ("drifted", "deleted_outside_wiform"),
+        "{found:?}"
+    );
+}

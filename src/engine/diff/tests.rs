@@ -126,6 +126,20 @@ fn plan_targets(body: &str, observed: &Observed, targets: &[&str]) -> Plan {
 fn as_last_applied(graph: &crate::graph::Graph, observed: &Observed) -> Observed {
     let mut observed = observed.clone();
     for id in graph.node_ids() {
+        if let Resource::Application { display_name } = &graph.node(id).resource {
+            for app in observed.azure.applications.iter_mut() {
+                if &app.display_name == display_name
+                    && app.owner.is_stack(STACK)
+                    && crate::engine::records::record_tags(&app.tag_map()).is_empty()
+                {
+                    app.tags.extend(
+                        crate::engine::records::identity_records(graph, id)
+                            .into_iter()
+                            .map(|(k, v)| format!("{k}:{v}")),
+                    );
+                }
+            }
+        }
         let Some(desired) = DesiredIdentity::from_resource(STACK, &graph.node(id).resource) else {
             continue;
         };

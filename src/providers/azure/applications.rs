@@ -15,6 +15,7 @@
 //! also gets a deterministic `uniqueName` (`wiform.<stack>.<identity key>`), so that a retry
 //! after a lost answer or a crash updates the same application instead of creating a second one.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::try_join_all;
@@ -53,6 +54,9 @@ pub struct DesiredApplication {
     /// The identity's table key.
     pub key: String,
     pub display_name: String,
+    /// What it records of its credentials and role grants (`crate::engine::records`), as
+    /// `name:value` tags beside the markers.
+    pub records: BTreeMap<String, String>,
 }
 
 impl DesiredApplication {
@@ -67,12 +71,14 @@ impl DesiredApplication {
         application_spec_hash(&self.display_name)
     }
 
-    /// The marker tags: the stack and the spec hash.
+    /// The marker tags (the stack and the spec hash) and the records.
     pub fn tags(&self) -> Vec<String> {
-        vec![
+        let mut tags = vec![
             format!("{STACK_TAG}:{}", self.stack),
             format!("{SPEC_HASH_TAG}:{}", self.spec_hash()),
-        ]
+        ];
+        tags.extend(self.records.iter().map(|(k, v)| format!("{k}:{v}")));
+        tags
     }
 
     fn describe(&self) -> String {
@@ -103,6 +109,15 @@ impl LiveApplication {
     /// change made outside wiform from a config change.
     pub fn live_spec_hash(&self) -> String {
         application_spec_hash(&self.display_name)
+    }
+
+    /// Its `name:value` tags as a map (the records among them are read like an identity's).
+    pub fn tag_map(&self) -> BTreeMap<String, String> {
+        self.tags
+            .iter()
+            .filter_map(|t| t.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+            .collect()
     }
 
     /// Is this the application with `uniqueName` `name` (compared without regard to case, as
@@ -197,10 +212,13 @@ fn tag_value<'a>(tags: &'a [String], name: &str) -> Option<&'a str> {
     })
 }
 
+/// wiform's own tags: the markers and the records (`wiform-credentials:…`).
 fn is_marker_tag(tag: &str) -> bool {
     tag.split_once(':').is_some_and(|(key, _)| {
         let key = key.trim();
-        key.eq_ignore_ascii_case(STACK_TAG) || key.eq_ignore_ascii_case(SPEC_HASH_TAG)
+        key.eq_ignore_ascii_case(STACK_TAG)
+            || key.eq_ignore_ascii_case(SPEC_HASH_TAG)
+            || key.to_ascii_lowercase().starts_with("wiform-")
     })
 }
 
@@ -746,6 +764,7 @@ mod tests {
 
     fn desired(display_name: &str) -> DesiredApplication {
         DesiredApplication {
+            records: BTreeMap::new(),
             stack: "orders".into(),
             key: "legacy".into(),
             display_name: display_name.into(),
