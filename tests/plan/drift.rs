@@ -629,3 +629,56 @@ fn a_role_assignment_of_an_application_deleted_by_hand_is_drift() {
         "{found:?}"
     );
 }
+
+#[test]
+fn a_credential_changed_by_hand_is_drift() {
+    let sb = applied("github-actions");
+    let (status, body) = sb.arm(
+        Method::PUT,
+        &credential_path("rg-orders-ci", "orders-deployer", "github-main"),
+        Some(json!({"properties": {
+            "issuer": "https://token.actions.githubusercontent.com",
+            "subject": "repo:contoso/orders:ref:refs/heads/someone-elses-branch",
+            "audiences": ["api://AzureADTokenExchange"],
+        }})),
+    );
+    assert!(status == 200 || status == 201, "{status} {body}");
+    let run = report(&sb, &example("github-actions"), "credential_changed", 2);
+    assert_eq!(
+        classes(&run),
+        vec![item(
+            "federated_credential.orders-deployer/github-main",
+            "drifted",
+            "changed_outside_wiform"
+        )]
+    );
+}
+
+#[test]
+fn an_application_deleted_by_hand_is_drift() {
+    let sb = applied("app-registration");
+    let object_id = sb.read(|s| {
+        s.applications
+            .values()
+            .find(|a| a.display_name == "AKS Workload Identity")
+            .map(|a| a.id.clone())
+            .expect("the application")
+    });
+    let (status, body) = sb.graph(Method::DELETE, &format!("/applications/{object_id}"), None);
+    assert_eq!(status, 204, "{body}");
+    let run = sb.drift(&example("app-registration"), &["--format", "json"]);
+    expect_code(&run, 2);
+    let found = classes(&run);
+    assert!(
+        found.contains(&item(
+            "identity.workload",
+            "drifted",
+            "deleted_outside_wiform"
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().all(|(_, class, _)| class == "drifted"),
+        "{found:?}"
+    );
+}
