@@ -959,3 +959,90 @@ async fn an_unreachable_server_is_named() {
         )
     );
 }
+
+/// Drift's evidence for Kubernetes objects, on the real kube-apiserver: a service account as
+/// wiform applied it is in sync; after another manager changes the client id annotation (as
+/// `kubectl annotate` would) its live fields no longer hash to the recorded spec hash, and
+/// drift classifies the plan's update as changed outside wiform; after a config change alone,
+/// as pending.
+#[tokio::test]
+async fn drift_tells_a_change_by_hand_from_a_config_change_on_the_real_server() {
+    use wiform::engine::diff::Observed;
+    use wiform::engine::drift::{Cause, Verdict, classify};
+    use wiform::engine::plan::{Action, Change, Plan};
+
+    let cluster = admin().await;
+    let stack = unique("drift");
+    let ns = namespace_of(&cluster, &stack).await;
+    let desired = account(&stack, &ns, "api", CLIENT_A);
+    cluster
+        .apply_service_account(&desired, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // The plan's update of that service account, judged against what the cluster holds now.
+    let judge = |observation| {
+        let plan = Plan {
+            format_version: 1,
+            stack: stack.clone(),
+            config_file: "identity.toml".into(),
+            changes: vec![Change {
+                address: format!("service_account.test/{ns}/api"),
+                resource_type: "service_account".into(),
+                action: Action::Update,
+                reason: None,
+                id: Some(format!("{ns}/api")),
+                fields: Vec::new(),
+                not_in_config: false,
+                depends_on: Vec::new(),
+            }],
+            errors: Vec::new(),
+            targets: Vec::new(),
+            fingerprint: String::new(),
+        };
+        let observed = Observed {
+            clusters: BTreeMap::from([("test".to_string(), Ok(observation))]),
+            ..Observed::default()
+        };
+        classify(&plan, &observed, &wiform::graph::Graph::default())
+    };
+
+    // As applied: a difference can only be the config's.
+    let observed = cluster
+        .observe(&stack, std::slice::from_ref(&ns))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let live = observed.service_account(&ns, "api").expect("the account");
+    assert_eq!(
+        Some(live.live_spec_hash().as_str()),
+        live.meta.recorded_hash()
+    );
+    let report = judge(observed);
+    assert_eq!(report.items[0].cause, Cause::ConfigChanged);
+    assert_eq!(report.verdict, Verdict::PendingOnly);
+
+    // Someone changes the annotation with a plain update (not server-side apply).
+    Api::<ServiceAccount>::namespaced(other_tool(), &ns)
+        .patch(
+            "api",
+            &PatchParams {
+                field_manager: Some("kubectl-annotate".into()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(json!({"metadata": {"annotations": {CLIENT_ID_ANNOTATION: CLIENT_B}}})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let observed = cluster
+        .observe(&stack, std::slice::from_ref(&ns))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let live = observed.service_account(&ns, "api").expect("the account");
+    assert_ne!(
+        Some(live.live_spec_hash().as_str()),
+        live.meta.recorded_hash()
+    );
+    let report = judge(observed);
+    assert_eq!(report.items[0].cause, Cause::ChangedOutsideWiform);
+    assert_eq!(report.verdict, Verdict::Drifted);
+}
