@@ -666,8 +666,7 @@ fn an_application_deleted_by_hand_is_drift() {
     });
     let (status, body) = sb.graph(Method::DELETE, &format!("/applications/{object_id}"), None);
     assert_eq!(status, 204, "{body}");
-    let run = sb.drift(&example("app-registration"), &["--format", "json"]);
-    expect_code(&run, 2);
+    let run = report(&sb, &example("app-registration"), "application_deleted", 2);
     let found = classes(&run);
     assert!(
         found.contains(&item(
