@@ -635,94 +635,54 @@ impl<'a> Evidence<'a> {
 
     /// The marker of the live object behind `change`.
     fn owner(&self, change: &Change) -> Option<&'a Owner> {
+        self.live(change).map(|(owner, _)| owner)
+    }
+
+    /// What the live object's marker says of its fields.
+    fn record(&self, change: &Change) -> Record {
+        match self.live(change) {
+            Some((owner, live_hash)) => Record::of(
+                owner.marker().and_then(|m| m.spec_hash.as_deref()),
+                live_hash,
+            ),
+            None => Record::Unknown,
+        }
+    }
+
+    /// The live object behind `change`, as its marker and the hash of its managed fields now.
+    fn live(&self, change: &Change) -> Option<(&'a Owner, String)> {
         let id = change.id.as_deref()?;
         let azure = &self.observed.azure;
         match change.resource_type.as_str() {
             "resource_group" => azure
                 .resource_groups
                 .get(&id.to_ascii_lowercase())
-                .map(|g| &g.owner),
+                .map(|g| (&g.owner, g.spec_hash())),
             "managed_identity" => azure
                 .identities
                 .get(&id.to_ascii_lowercase())
-                .map(|i| &i.owner),
+                .map(|i| (&i.owner, i.spec_hash())),
             "application" => azure
                 .applications
                 .iter()
                 .find(|a| a.object_id == id)
-                .map(|a| &a.owner),
+                .map(|a| (&a.owner, a.live_spec_hash())),
             "role_assignment" => azure
                 .role_assignments
                 .iter()
                 .find(|a| a.id.eq_ignore_ascii_case(id))
-                .map(|a| &a.owner),
+                .map(|a| (&a.owner, a.spec_hash())),
             "service_account" => {
                 let (namespace, name) = id.split_once('/')?;
                 self.cluster_of(change)?
                     .service_account(namespace, name)
-                    .map(|sa| &sa.meta.owner)
+                    .map(|sa| (&sa.meta.owner, sa.live_spec_hash()))
             }
             "namespace" => self
                 .cluster_of(change)?
                 .namespace(id)
-                .map(|ns| &ns.meta.owner),
+                .map(|ns| (&ns.meta.owner, ns.live_spec_hash())),
             _ => None,
-        }
-    }
-
-    fn record(&self, change: &Change) -> Record {
-        let Some(id) = change.id.as_deref() else {
-            return Record::Unknown;
-        };
-        let azure = &self.observed.azure;
-        match change.resource_type.as_str() {
-            "resource_group" => azure
-                .resource_groups
-                .get(&id.to_ascii_lowercase())
-                .map_or(Record::Unknown, |g| {
-                    Record::of(g.recorded_hash(), g.spec_hash())
-                }),
-            "managed_identity" => azure
-                .identities
-                .get(&id.to_ascii_lowercase())
-                .map_or(Record::Unknown, |i| {
-                    Record::of(i.recorded_hash(), i.spec_hash())
-                }),
-            "application" => azure
-                .applications
-                .iter()
-                .find(|a| a.object_id == id)
-                .map_or(Record::Unknown, |a| {
-                    Record::of(
-                        a.owner.marker().and_then(|m| m.spec_hash.as_deref()),
-                        a.live_spec_hash(),
-                    )
-                }),
-            "role_assignment" => azure
-                .role_assignments
-                .iter()
-                .find(|a| a.id.eq_ignore_ascii_case(id))
-                .map_or(Record::Unknown, |a| {
-                    Record::of(
-                        a.owner.marker().and_then(|m| m.spec_hash.as_deref()),
-                        a.spec_hash(),
-                    )
-                }),
-            "service_account" => id
-                .split_once('/')
-                .and_then(|(namespace, name)| {
-                    self.cluster_of(change)?.service_account(namespace, name)
-                })
-                .map_or(Record::Unknown, |sa| {
-                    Record::of(sa.meta.recorded_hash(), sa.live_spec_hash())
-                }),
-            "namespace" => self
-                .cluster_of(change)
-                .and_then(|c| c.namespace(id))
-                .map_or(Record::Unknown, |ns| {
-                    Record::of(ns.meta.recorded_hash(), ns.live_spec_hash())
-                }),
-            _ => Record::Unknown,
         }
     }
 
