@@ -3,11 +3,10 @@
 
 use std::path::PathBuf;
 
-use super::plan::{AzureSettings, PlanFormat, connect, fail, make_plan, resolve_targets, runtime};
-use super::{Printer, load_config};
+use super::Printer;
+use super::plan::{AzureSettings, PlanFormat, fail, observe_and_plan};
 use crate::engine::drift::{self, Verdict};
 use crate::exit::ExitStatus;
-use crate::graph::Graph;
 use crate::render;
 
 #[derive(Debug, Clone)]
@@ -21,47 +20,10 @@ pub struct DriftSettings {
 }
 
 pub fn run(printer: &Printer, settings: &DriftSettings) -> ExitStatus {
-    let Some(checked) = load_config(printer, &settings.file) else {
-        return ExitStatus::Failure;
-    };
-    let Some(config) = &checked.config else {
-        return ExitStatus::Failure;
-    };
-    let graph = Graph::build(config);
-    let targets = match resolve_targets(&graph, &settings.targets) {
-        Ok(t) => t,
-        Err(e) => return fail(printer, &e, None),
-    };
-    let runtime = match runtime() {
-        Ok(r) => r,
-        Err(e) => return fail(printer, &e, None),
-    };
-    let report = runtime.block_on(async {
-        let connected = connect(
-            printer,
-            config,
-            &graph,
-            &settings.file,
-            &settings.azure,
-            None,
-        )
-        .await?;
-        let planned = make_plan(
-            &connected,
-            config,
-            &graph,
-            &settings.file.display().to_string(),
-            &targets,
-        )
-        .await;
-        if let Some(session) = connected.sandbox {
-            session.close().await;
-        }
-        Ok::<_, (String, Option<String>)>(drift::classify(&planned.plan, &planned.observed, &graph))
-    });
-    let report = match report {
-        Ok(report) => report,
-        Err((message, hint)) => return fail(printer, &message, hint.as_deref()),
+    let report = match observe_and_plan(printer, &settings.file, &settings.azure, &settings.targets)
+    {
+        Ok((planned, graph)) => drift::classify(&planned.plan, &planned.observed, &graph),
+        Err(status) => return status,
     };
     let text = match settings.format {
         PlanFormat::Human => render::drift::human(&report, printer.style),

@@ -242,49 +242,44 @@ pub async fn make_plan(
     }
 }
 
-pub fn run(printer: &Printer, settings: &PlanSettings) -> ExitStatus {
-    let Some(checked) = load_config(printer, &settings.file) else {
-        return ExitStatus::Failure;
-    };
-    let Some(config) = &checked.config else {
-        return ExitStatus::Failure;
-    };
+/// Reads the config, connects, observes and diffs once: what `plan` and `drift` share. The
+/// graph comes back with the plan (drift classifies with it); an error is already printed.
+pub(crate) fn observe_and_plan(
+    printer: &Printer,
+    file: &Path,
+    azure: &AzureSettings,
+    targets: &[String],
+) -> Result<(Planned, Graph), ExitStatus> {
+    let checked = load_config(printer, file).ok_or(ExitStatus::Failure)?;
+    let config = checked.config.as_ref().ok_or(ExitStatus::Failure)?;
     let graph = Graph::build(config);
-    let targets = match resolve_targets(&graph, &settings.targets) {
-        Ok(t) => t,
-        Err(e) => return fail(printer, &e, None),
-    };
-    let runtime = match runtime() {
-        Ok(r) => r,
-        Err(e) => return fail(printer, &e, None),
-    };
-    let plan = runtime.block_on(async {
-        let connected = connect(
-            printer,
-            config,
-            &graph,
-            &settings.file,
-            &settings.azure,
-            None,
-        )
-        .await?;
-        let plan = make_plan(
+    let targets = resolve_targets(&graph, targets).map_err(|e| fail(printer, &e, None))?;
+    let runtime = runtime().map_err(|e| fail(printer, &e, None))?;
+    let planned = runtime.block_on(async {
+        let connected = connect(printer, config, &graph, file, azure, None).await?;
+        let planned = make_plan(
             &connected,
             config,
             &graph,
-            &settings.file.display().to_string(),
+            &file.display().to_string(),
             &targets,
         )
-        .await
-        .plan;
+        .await;
         if let Some(session) = connected.sandbox {
             session.close().await;
         }
-        Ok::<_, (String, Option<String>)>(plan)
+        Ok::<_, (String, Option<String>)>(planned)
     });
-    let plan = match plan {
-        Ok(plan) => plan,
-        Err((message, hint)) => return fail(printer, &message, hint.as_deref()),
+    match planned {
+        Ok(planned) => Ok((planned, graph)),
+        Err((message, hint)) => Err(fail(printer, &message, hint.as_deref())),
+    }
+}
+
+pub fn run(printer: &Printer, settings: &PlanSettings) -> ExitStatus {
+    let plan = match observe_and_plan(printer, &settings.file, &settings.azure, &settings.targets) {
+        Ok((planned, _)) => planned.plan,
+        Err(status) => return status,
     };
     let text = match settings.format {
         PlanFormat::Human => render::plan::human(&plan, printer.style),
