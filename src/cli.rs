@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::commands::apply::ApplySettings;
 use crate::commands::drift::DriftSettings;
 use crate::commands::plan::{AzureSettings, PlanFormat, PlanSettings};
+use crate::commands::verify::VerifySettings;
 use crate::commands::{self, GraphFormat, Printer, Verbosity};
 use crate::providers::azure::credential::AuthMethod;
 
@@ -56,6 +57,9 @@ enum Command {
     /// Exit 0 in sync; 2 drift found (whatever else); 3 only config changes pending; 1 on error,
     /// or when some scope could not be read.
     Drift(DriftArgs),
+    /// For each service account: mint its token and exchange it at Entra as its workload would,
+    /// and name the step that fails and why (exit 0 all OK, 1 otherwise).
+    Verify(VerifyArgs),
     /// Print the dependency graph of the resources identity.toml declares.
     Graph {
         #[command(flatten)]
@@ -161,6 +165,23 @@ struct DriftArgs {
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
     /// Check only this resource and what it depends on (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    target: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[command(flatten)]
+    azure: AzureArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormatArg::Human)]
+    format: PlanFormatArg,
+    /// The scope of the token to ask Entra for.
+    #[arg(long, default_value = crate::commands::verify::DEFAULT_SCOPE)]
+    scope: String,
+    /// Verify only this service account (repeatable), e.g. `service_account.prod/orders/api`.
     #[arg(long, value_name = "ADDRESS")]
     target: Vec<String>,
 }
@@ -317,6 +338,20 @@ pub fn run() -> ExitCode {
                     PlanFormatArg::Markdown => PlanFormat::Markdown,
                 },
                 junit: args.junit,
+                targets: args.target,
+            },
+        ),
+        Command::Verify(args) => commands::verify::run(
+            &printer,
+            &VerifySettings {
+                file: args.config.file,
+                azure: args.azure.settings(),
+                format: match args.format {
+                    PlanFormatArg::Human => PlanFormat::Human,
+                    PlanFormatArg::Json => PlanFormat::Json,
+                    PlanFormatArg::Markdown => PlanFormat::Markdown,
+                },
+                scope: args.scope,
                 targets: args.target,
             },
         ),

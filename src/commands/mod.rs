@@ -7,6 +7,7 @@ pub mod plan;
 pub mod progress;
 pub mod sandbox;
 pub mod validate;
+pub mod verify;
 
 use std::io::Write;
 

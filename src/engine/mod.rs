@@ -7,3 +7,4 @@ pub mod drift;
 pub mod observe;
 pub mod plan;
 pub mod records;
+pub mod verify;

@@ -4,6 +4,7 @@ pub mod diagnostics;
 pub mod drift;
 pub mod graph;
 pub mod plan;
+pub mod verify;
 
 /// How to draw: colours or not, and how wide.
 #[derive(Debug, Clone, Copy)]

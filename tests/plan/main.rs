@@ -7,6 +7,7 @@
 
 mod drift;
 mod support;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::path::Path;

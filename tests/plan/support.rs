@@ -115,6 +115,13 @@ impl Sandbox {
         self.wiform_in(root(), &args)
     }
 
+    /// `wiform verify --sandbox --sandbox-dir DIR -f FILE EXTRA…` from the repository root.
+    pub fn verify(&self, file: &str, extra: &[&str]) -> Run {
+        let mut args = self.sandbox_args("verify", file);
+        args.extend_from_slice(extra);
+        self.wiform_in(root(), &args)
+    }
+
     /// [`Sandbox::drift`] signed in as the sandbox's Reader-only client (`--auth environment`).
     pub fn drift_as_reader(&self, file: &str) -> Run {
         let secret = self.read(|s| {

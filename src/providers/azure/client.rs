@@ -472,6 +472,12 @@ impl AzureClient {
         &self.inner.endpoints
     }
 
+    /// The HTTP client (its trusted CAs include the sandbox's): for the token exchange and
+    /// issuer checks of `verify`, which are not ARM or Graph calls.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
     pub fn options(&self) -> &ClientOptions {
         &self.inner.options
     }

@@ -13,6 +13,7 @@ pub mod cloud;
 pub mod clusters;
 pub mod credential;
 pub mod error;
+pub mod exchange;
 pub mod identities;
 pub mod observe;
 pub mod provider_limits;

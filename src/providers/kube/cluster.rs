@@ -28,6 +28,9 @@ use super::token::{IssuerDiscovery, ServiceAccountToken, TokenRequestAnswer};
 use super::{ClusterApi, Deletion};
 use crate::ownership::{MANAGED_BY, MANAGED_BY_LABEL, STACK_LABEL};
 
+/// The pod label the workload identity webhook looks for.
+pub const USE_LABEL: &str = "azure.workload.identity/use";
+
 /// At most this many list calls in flight per cluster while observing.
 const OBSERVE_CONCURRENCY: usize = 16;
 
@@ -182,6 +185,38 @@ impl KubeCluster {
             resource,
             list.items.into_iter().map(|i| i.metadata).collect(),
         ))
+    }
+
+    /// The pods that run as `service_account` in `namespace` (one metadata list with the field
+    /// selector `spec.serviceAccountName`), by name, each with whether it carries the label
+    /// `azure.workload.identity/use: "true"` without which the webhook injects no token.
+    pub async fn pods_running_as(
+        &self,
+        namespace: &str,
+        service_account: &str,
+    ) -> Result<Vec<(String, bool)>, KubeError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let selector = format!("spec.serviceAccountName={service_account}");
+        let op = Op::new("list", ObjectRef::list("pods", Some(namespace), None));
+        let params = ListParams::default().fields(&selector);
+        let list = match retrying(|| api.list_metadata(&params)).await {
+            Ok(list) => list,
+            Err(::kube::Error::Api(status)) if status.code == 404 => return Ok(Vec::new()),
+            Err(e) => return Err(self.ctx().error(&op, e)),
+        };
+        Ok(list
+            .items
+            .into_iter()
+            .map(|pod| {
+                let labeled = pod
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(USE_LABEL))
+                    .is_some_and(|v| v == "true");
+                (pod.metadata.name.unwrap_or_default(), labeled)
+            })
+            .collect())
     }
 
     /// What `namespace` holds of [`NAMESPACE_CONTENT_KINDS`], listed concurrently.
