@@ -7,3 +7,4 @@ mod kube_server;
 mod contract;
 mod exchange;
 mod provider;
+mod verify;

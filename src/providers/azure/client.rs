@@ -390,9 +390,15 @@ pub fn http_client(endpoints: &Endpoints, timeout: Duration) -> Result<reqwest::
         .connect_timeout(Duration::from_secs(10))
         .timeout(timeout);
     if let Some(pem) = &endpoints.extra_ca_pem {
-        let ca = reqwest::Certificate::from_pem(pem.as_bytes())
+        // One CA or a bundle (the sandbox's, plus a cluster issuer's own for `verify`).
+        let cas = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
             .map_err(|e| format!("the sandbox CA is not a PEM certificate: {e}"))?;
-        builder = builder.add_root_certificate(ca);
+        if cas.is_empty() {
+            return Err("the sandbox CA holds no PEM certificate".into());
+        }
+        for ca in cas {
+            builder = builder.add_root_certificate(ca);
+        }
     }
     builder
         .build()
