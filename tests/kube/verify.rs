@@ -16,7 +16,6 @@ use wiform_sandbox::seed::{Seed, SeedGroup};
 use wiform_sandbox::state::{ADMIN_CLIENT_ID, DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, StoreError};
 
 #[path = "../azure/support.rs"]
-#[allow(dead_code)]
 mod azure_support;
 
 #[tokio::test]
