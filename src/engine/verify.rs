@@ -306,14 +306,29 @@ async fn check_account(
             if c.fields.iter().any(|f| {
                 f.name == "oidc_issuer_enabled" && f.before == Some(serde_json::json!(false))
             }) {
+                let managed = graph.node_ids().any(|id| {
+                    let node = graph.node(id);
+                    matches!(
+                        node.resource,
+                        Resource::Cluster {
+                            enable_workload_identity: true,
+                            ..
+                        }
+                    ) && node.address.to_string() == format!("cluster.{cluster}")
+                });
+                let fix = if managed {
+                    format!(
+                        "{apply} (it turns the issuer on), or `az aks update --enable-oidc-issuer`"
+                    )
+                } else {
+                    "set `enable_workload_identity = true` for the cluster and run `wiform apply`, or `az aks update --enable-oidc-issuer`".to_string()
+                };
                 return Err(failure(
                     Step::Cluster,
                     format!(
                         "the OIDC issuer of cluster `{cluster}` is off: tokens of its service accounts cannot be federated"
                     ),
-                    format!(
-                        "{apply} (it turns the issuer on), or `az aks update --enable-oidc-issuer`"
-                    ),
+                    fix,
                 ));
             }
             live_field(c, "issuer_url")

@@ -227,4 +227,59 @@ fn an_issuer_the_cluster_does_not_serve_is_named() {
         found[0].3.contains("differ only in the trailing slash"),
         "{found:?}"
     );
+    snapshot(
+        &sb,
+        "cluster_issuer_trailing_slash",
+        &sb.verify(file.to_str().unwrap(), &[]),
+    );
+}
+
+#[test]
+fn an_oidc_issuer_that_is_off_is_named() {
+    // A cluster wiform may not change (`enable_workload_identity = false`) whose OIDC issuer is
+    // off: no token of it can be federated.
+    let sb = Sandbox::start();
+    let app = sb.app();
+    app.store
+        .write(|s| {
+            Ok::<_, wiform_sandbox::state::StoreError>(wiform_sandbox::seed::apply(
+                s,
+                &wiform_sandbox::seed::Seed {
+                    resource_groups: vec![wiform_sandbox::seed::SeedGroup {
+                        name: "rg-workload-id".into(),
+                        location: "westeurope".into(),
+                        tags: Default::default(),
+                    }],
+                    managed_clusters: vec![wiform_sandbox::seed::SeedCluster {
+                        resource_group: "rg-workload-id".into(),
+                        name: "aks-workload-id".into(),
+                        location: "westeurope".into(),
+                        oidc_issuer: false,
+                        workload_identity: false,
+                    }],
+                    ..Default::default()
+                },
+                &app.base_url,
+            ))
+        })
+        .unwrap()
+        .unwrap();
+    let dir = edited_copy("quickstart", |text| {
+        text.replace(
+            "enable_workload_identity = true",
+            "enable_workload_identity = false",
+        )
+    });
+    let file = dir.path().join("identity.toml");
+    let run = sb.verify(file.to_str().unwrap(), &["--format", "json"]);
+    expect_code(&run, 1);
+    let found = results(&run);
+    assert_eq!(found[0].2, "cluster", "{found:?}");
+    assert!(
+        found[0]
+            .3
+            .contains("the OIDC issuer of cluster `lab` is off"),
+        "{found:?}"
+    );
+    snapshot(&sb, "oidc_off", &sb.verify(file.to_str().unwrap(), &[]));
 }
