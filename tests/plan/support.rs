@@ -67,7 +67,6 @@ impl Sandbox {
     pub fn wiform_with_env(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         let output = assert_cmd::Command::cargo_bin("wiform")
             .expect("the wiform binary")
-            .envs(env.iter().copied())
             .arg("--color")
             .arg("never")
             .args(args)
@@ -76,6 +75,8 @@ impl Sandbox {
             .env_remove("COLUMNS")
             .env_remove("WIFORM_LOG")
             .env_remove("RUST_LOG")
+            // After the removals above, so that a test may set one of them.
+            .envs(env.iter().copied())
             .output()
             .expect("wiform runs");
         let run = Run {

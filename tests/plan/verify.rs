@@ -77,6 +77,26 @@ fn an_applied_quickstart_verifies_ok() {
         results(&json),
         vec![(ACCOUNT.into(), true, String::new(), String::new())]
     );
+    // Not even at trace level, every crate's logs on.
+    let dir = sb.dir().to_str().unwrap().to_string();
+    let traced = sb.wiform_with_env(
+        support::root(),
+        &[
+            "verify",
+            "--sandbox",
+            "--sandbox-dir",
+            &dir,
+            "-f",
+            &example("quickstart"),
+            "-v",
+        ],
+        &[("WIFORM_LOG", "trace")],
+    );
+    expect_code(&traced, 0);
+    assert!(traced.stderr.lines().count() > 100, "{}", traced.stderr);
+    for output in [&traced.stdout, &traced.stderr] {
+        assert!(!output.contains("eyJ"), "a JWT in the output");
+    }
     let markdown = sb.verify(&example("quickstart"), &["--format", "markdown"]);
     expect_code(&markdown, 0);
     snapshot(&sb, "quickstart_ok_markdown", &markdown);
