@@ -153,6 +153,53 @@ scope = "resourceGroups/rg-verify"
         .find(|s| s.step == Step::Token)
         .unwrap();
     assert!(token.detail.contains(&server.issuer), "{}", token.detail);
+    // A pod that runs as the service account without the webhook's label: named, and a failure.
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(
+        clusters["real"]
+            .as_ref()
+            .expect("connected")
+            .client()
+            .clone(),
+        &namespace,
+    );
+    pods.create(
+        &kube::api::PostParams::default(),
+        &serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "api-0"},
+            "spec": {
+                "serviceAccountName": "api",
+                "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}],
+            },
+        }))
+        .unwrap(),
+    )
+    .await
+    .expect("the pod is created");
+    let again = verify(&VerifyInput {
+        graph: &graph,
+        plan: &plan,
+        observed: &observed,
+        clusters: &clusters,
+        azure: &client,
+        tenant_id: DEFAULT_TENANT,
+        scope: "https://management.azure.com/.default",
+        targets: &[],
+    })
+    .await;
+    assert!(!again.ok);
+    let account = &again.accounts[0];
+    assert_eq!(account.failed_step, Some(Step::Workloads), "{account:#?}");
+    assert!(
+        account
+            .cause
+            .as_deref()
+            .unwrap_or_default()
+            .contains("api-0"),
+        "{account:#?}"
+    );
+
     // And the exchange really went to the sandbox's token endpoint, validated with the
     // server's keys.
     assert!(
