@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::Printer;
-use super::plan::{AzureSettings, PlanFormat, fail, observe_and_plan};
+use super::plan::{AzureSettings, PlanFormat, fail, with_plan};
 use crate::engine::drift::{self, Verdict};
 use crate::exit::ExitStatus;
 use crate::render;
@@ -20,9 +20,14 @@ pub struct DriftSettings {
 }
 
 pub fn run(printer: &Printer, settings: &DriftSettings) -> ExitStatus {
-    let report = match observe_and_plan(printer, &settings.file, &settings.azure, &settings.targets)
-    {
-        Ok((planned, graph)) => drift::classify(&planned.plan, &planned.observed, &graph),
+    let report = match with_plan(
+        printer,
+        &settings.file,
+        &settings.azure,
+        &settings.targets,
+        async |_, _, graph, planned| drift::classify(&planned.plan, &planned.observed, graph),
+    ) {
+        Ok(report) => report,
         Err(status) => return status,
     };
     let text = match settings.format {

@@ -242,20 +242,22 @@ pub async fn make_plan(
     }
 }
 
-/// Reads the config, connects, observes and diffs once: what `plan` and `drift` share. The
-/// graph comes back with the plan (drift classifies with it); an error is already printed.
-pub(crate) fn observe_and_plan(
+/// Reads the config, connects, observes and diffs once, then runs `then` with the connection
+/// still open (verify needs it): what `plan`, `drift` and `verify` share. `targets` limits the
+/// plan. An error is printed and comes back as the exit status.
+pub(crate) fn with_plan<R>(
     printer: &Printer,
     file: &Path,
     azure: &AzureSettings,
     targets: &[String],
-) -> Result<(Planned, Graph), ExitStatus> {
+    then: impl AsyncFnOnce(&Connected, &Config, &Graph, Planned) -> R,
+) -> Result<R, ExitStatus> {
     let checked = load_config(printer, file).ok_or(ExitStatus::Failure)?;
     let config = checked.config.as_ref().ok_or(ExitStatus::Failure)?;
     let graph = Graph::build(config);
     let targets = resolve_targets(&graph, targets).map_err(|e| fail(printer, &e, None))?;
     let runtime = runtime().map_err(|e| fail(printer, &e, None))?;
-    let planned = runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let connected = connect(printer, config, &graph, file, azure, None).await?;
         let planned = make_plan(
             &connected,
@@ -265,20 +267,24 @@ pub(crate) fn observe_and_plan(
             &targets,
         )
         .await;
+        let outcome = then(&connected, config, &graph, planned).await;
         if let Some(session) = connected.sandbox {
             session.close().await;
         }
-        Ok::<_, (String, Option<String>)>(planned)
+        Ok::<_, (String, Option<String>)>(outcome)
     });
-    match planned {
-        Ok(planned) => Ok((planned, graph)),
-        Err((message, hint)) => Err(fail(printer, &message, hint.as_deref())),
-    }
+    outcome.map_err(|(message, hint)| fail(printer, &message, hint.as_deref()))
 }
 
 pub fn run(printer: &Printer, settings: &PlanSettings) -> ExitStatus {
-    let plan = match observe_and_plan(printer, &settings.file, &settings.azure, &settings.targets) {
-        Ok((planned, _)) => planned.plan,
+    let plan = match with_plan(
+        printer,
+        &settings.file,
+        &settings.azure,
+        &settings.targets,
+        async |_, _, _, planned| planned.plan,
+    ) {
+        Ok(plan) => plan,
         Err(status) => return status,
     };
     let text = match settings.format {

@@ -3,11 +3,10 @@
 
 use std::path::PathBuf;
 
-use super::plan::{AzureSettings, PlanFormat, connect, fail, make_plan, runtime};
-use super::{Printer, load_config};
+use super::Printer;
+use super::plan::{AzureSettings, PlanFormat, with_plan};
 use crate::engine::verify::{VerifyInput, verify};
 use crate::exit::ExitStatus;
-use crate::graph::Graph;
 use crate::render;
 
 /// The scope a workload asks for unless told otherwise.
@@ -24,54 +23,30 @@ pub struct VerifySettings {
 }
 
 pub fn run(printer: &Printer, settings: &VerifySettings) -> ExitStatus {
-    let Some(checked) = load_config(printer, &settings.file) else {
-        return ExitStatus::Failure;
-    };
-    let Some(config) = &checked.config else {
-        return ExitStatus::Failure;
-    };
-    let graph = Graph::build(config);
-    let runtime = match runtime() {
-        Ok(r) => r,
-        Err(e) => return fail(printer, &e, None),
-    };
-    let report = runtime.block_on(async {
-        let connected = connect(
-            printer,
-            config,
-            &graph,
-            &settings.file,
-            &settings.azure,
-            None,
-        )
-        .await?;
-        let planned = make_plan(
-            &connected,
-            config,
-            &graph,
-            &settings.file.display().to_string(),
-            &[],
-        )
-        .await;
-        let report = verify(&VerifyInput {
-            graph: &graph,
-            plan: &planned.plan,
-            observed: &planned.observed,
-            clusters: &planned.clusters,
-            azure: &connected.azure.client,
-            tenant_id: &config.azure.tenant_id.value,
-            scope: &settings.scope,
-            targets: &settings.targets,
-        })
-        .await;
-        if let Some(session) = connected.sandbox {
-            session.close().await;
-        }
-        Ok::<_, (String, Option<String>)>(report)
-    });
+    // The whole config is planned (verify needs every identity's live ids); `--target` picks
+    // the service accounts to verify.
+    let report = with_plan(
+        printer,
+        &settings.file,
+        &settings.azure,
+        &[],
+        async |connected, config, graph, planned| {
+            verify(&VerifyInput {
+                graph,
+                plan: &planned.plan,
+                observed: &planned.observed,
+                clusters: &planned.clusters,
+                azure: &connected.azure.client,
+                tenant_id: &config.azure.tenant_id.value,
+                scope: &settings.scope,
+                targets: &settings.targets,
+            })
+            .await
+        },
+    );
     let report = match report {
         Ok(report) => report,
-        Err((message, hint)) => return fail(printer, &message, hint.as_deref()),
+        Err(status) => return status,
     };
     let text = match settings.format {
         PlanFormat::Human => render::verify::human(&report, printer.style),
