@@ -248,6 +248,16 @@ enum PlanFormatArg {
     Markdown,
 }
 
+impl From<PlanFormatArg> for PlanFormat {
+    fn from(format: PlanFormatArg) -> Self {
+        match format {
+            PlanFormatArg::Human => PlanFormat::Human,
+            PlanFormatArg::Json => PlanFormat::Json,
+            PlanFormatArg::Markdown => PlanFormat::Markdown,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct SandboxStateArg {
     /// Directory of the sandbox's state, CA and keys.
@@ -307,11 +317,7 @@ pub fn run() -> ExitCode {
             &PlanSettings {
                 file: args.config.file,
                 azure: args.azure.settings(),
-                format: match args.format {
-                    PlanFormatArg::Human => PlanFormat::Human,
-                    PlanFormatArg::Json => PlanFormat::Json,
-                    PlanFormatArg::Markdown => PlanFormat::Markdown,
-                },
+                format: args.format.into(),
                 out: args.out,
                 targets: args.target,
                 detailed_exitcode: args.detailed_exitcode,
@@ -332,11 +338,7 @@ pub fn run() -> ExitCode {
             &DriftSettings {
                 file: args.config.file,
                 azure: args.azure.settings(),
-                format: match args.format {
-                    PlanFormatArg::Human => PlanFormat::Human,
-                    PlanFormatArg::Json => PlanFormat::Json,
-                    PlanFormatArg::Markdown => PlanFormat::Markdown,
-                },
+                format: args.format.into(),
                 junit: args.junit,
                 targets: args.target,
             },
@@ -346,11 +348,7 @@ pub fn run() -> ExitCode {
             &VerifySettings {
                 file: args.config.file,
                 azure: args.azure.settings(),
-                format: match args.format {
-                    PlanFormatArg::Human => PlanFormat::Human,
-                    PlanFormatArg::Json => PlanFormat::Json,
-                    PlanFormatArg::Markdown => PlanFormat::Markdown,
-                },
+                format: args.format.into(),
                 scope: args.scope,
                 targets: args.target,
             },

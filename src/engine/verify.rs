@@ -647,40 +647,30 @@ fn live_credentials(input: &VerifyInput<'_>, identity_address: &str) -> Vec<Live
         return Vec::new();
     };
     let azure = &input.observed.azure;
-    if let Some(live) = azure.identities.get(&id.to_ascii_lowercase()) {
-        return azure
+    let row = |name: &String, issuer: &String, subject: &String, audiences: &Vec<String>| {
+        (
+            name.clone(),
+            issuer.clone(),
+            subject.clone(),
+            audiences.clone(),
+        )
+    };
+    match azure.identities.get(&id.to_ascii_lowercase()) {
+        Some(live) => azure
             .identity_credentials
             .get(&live.key())
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| {
-                        (
-                            c.name.clone(),
-                            c.issuer.clone(),
-                            c.subject.clone(),
-                            c.audiences.clone(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+            .into_iter()
+            .flatten()
+            .map(|c| row(&c.name, &c.issuer, &c.subject, &c.audiences))
+            .collect(),
+        None => azure
+            .application_credentials
+            .get(id)
+            .into_iter()
+            .flatten()
+            .map(|c| row(&c.name, &c.issuer, &c.subject, &c.audiences))
+            .collect(),
     }
-    azure
-        .application_credentials
-        .get(id)
-        .map(|cs| {
-            cs.iter()
-                .map(|c| {
-                    (
-                        c.name.clone(),
-                        c.issuer.clone(),
-                        c.subject.clone(),
-                        c.audiences.clone(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// An AADSTS refusal as its precise cause and fix, from the token's claims and the identity's
