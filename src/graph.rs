@@ -2,185 +2,23 @@
 //! resource needs an output of another (an issuer URL, a client id, a principal id, or simply
 //! that it exists). Apply walks it forwards, deletes walk it backwards.
 
-use std::collections::BTreeMap;
-
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use serde::Serialize;
 
 use crate::address::{Address, CredentialKey};
-use crate::builtin_roles;
 use crate::config::federation::{IssuerSource, wanted_credentials};
-use crate::config::model::{Config, IdentityKind, StringMap};
-use crate::config::names;
+use crate::config::model::{Config, IdentityKind};
+use crate::kinds::{
+    ConfigDefaults, aks_cluster, application, federated_credential, managed_identity, namespace,
+    resource_group, role_assignment, service_account,
+};
 
 pub use petgraph::graph::NodeIndex as NodeId;
 
-/// What a dependent needs from its dependency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Output {
-    /// Only that it exists (a resource group before its identity, a namespace before its
-    /// service account, an identity before its federated credentials).
-    Exists,
-    /// The cluster's OIDC issuer URL.
-    IssuerUrl,
-    /// The identity's client id (managed identity `clientId`, application `appId`).
-    ClientId,
-    /// The identity's service principal object id, used by role assignments.
-    PrincipalId,
-    /// The application's object id, which addresses its federated credentials in Graph.
-    ObjectId,
-}
-
-impl Output {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Output::Exists => "exists",
-            Output::IssuerUrl => "issuer_url",
-            Output::ClientId => "client_id",
-            Output::PrincipalId => "principal_id",
-            Output::ObjectId => "object_id",
-        }
-    }
-}
-
-/// A role as the config names it, resolved as far as can be done offline.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(tag = "by", rename_all = "snake_case")]
-pub enum RoleRef {
-    /// A built-in role: name and definition GUID known.
-    Builtin { name: String, id: String },
-    /// A role definition GUID not in wiform's built-in table (a custom role).
-    Id { id: String },
-    /// A custom role by name, looked up in the directory at plan time.
-    Name { name: String },
-}
-
-impl RoleRef {
-    fn parse(text: &str) -> Self {
-        let text = text.trim();
-        let last = text.rsplit('/').next().unwrap_or(text);
-        if names::is_guid(last) {
-            return match builtin_roles::by_id(last) {
-                Some(r) => RoleRef::Builtin {
-                    name: r.name.into(),
-                    id: r.id.into(),
-                },
-                None => RoleRef::Id {
-                    id: last.to_lowercase(),
-                },
-            };
-        }
-        match builtin_roles::by_name(text) {
-            Some(r) => RoleRef::Builtin {
-                name: r.name.into(),
-                id: r.id.into(),
-            },
-            None => RoleRef::Name { name: text.into() },
-        }
-    }
-
-    /// How the role is shown in addresses: its name when known, else its GUID.
-    pub fn display(&self) -> &str {
-        match self {
-            RoleRef::Builtin { name, .. } | RoleRef::Name { name } => name,
-            RoleRef::Id { id } => id,
-        }
-    }
-}
-
-/// The desired state of one resource, with every default resolved.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Resource {
-    ResourceGroup {
-        subscription_id: String,
-        name: String,
-        location: String,
-        tags: BTreeMap<String, String>,
-    },
-    /// An AKS cluster's workload identity settings; its issuer URL is an output.
-    Cluster {
-        subscription_id: String,
-        resource_group: String,
-        name: String,
-        enable_workload_identity: bool,
-    },
-    ManagedIdentity {
-        subscription_id: String,
-        resource_group: String,
-        name: String,
-        location: String,
-        tags: BTreeMap<String, String>,
-    },
-    /// An Entra app registration and its service principal.
-    Application {
-        display_name: String,
-    },
-    FederatedCredential {
-        identity_kind: IdentityKind,
-        name: String,
-        issuer: IssuerSource,
-        subject: String,
-        audiences: Vec<String>,
-    },
-    RoleAssignment {
-        role: RoleRef,
-        /// Full ARM id of the scope.
-        scope: String,
-        condition: Option<String>,
-    },
-    Namespace {
-        name: String,
-    },
-    ServiceAccount {
-        namespace: String,
-        name: String,
-        tenant_id: String,
-        annotations: BTreeMap<String, String>,
-        labels: BTreeMap<String, String>,
-        token_expiration: Option<i64>,
-    },
-}
-
-impl Resource {
-    /// Short type name, as in addresses.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Resource::ResourceGroup { .. } => "resource_group",
-            Resource::Cluster { .. } => "cluster",
-            Resource::ManagedIdentity { .. } => "managed_identity",
-            Resource::Application { .. } => "application",
-            Resource::FederatedCredential { .. } => "federated_credential",
-            Resource::RoleAssignment { .. } => "role_assignment",
-            Resource::Namespace { .. } => "namespace",
-            Resource::ServiceAccount { .. } => "service_account",
-        }
-    }
-
-    /// Where the object lives.
-    pub fn plane(&self) -> Plane {
-        match self {
-            Resource::Application { .. } => Plane::Graph,
-            Resource::FederatedCredential {
-                identity_kind: IdentityKind::Application,
-                ..
-            } => Plane::Graph,
-            Resource::Namespace { .. } | Resource::ServiceAccount { .. } => Plane::Kubernetes,
-            _ => Plane::Arm,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Plane {
-    Arm,
-    Graph,
-    Kubernetes,
-}
+pub use crate::kinds::role_assignment::RoleRef;
+pub use crate::kinds::{Output, Plane, Resource};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Node {
@@ -200,12 +38,6 @@ pub struct Graph {
     subscription: String,
 }
 
-fn tags(map: &StringMap) -> BTreeMap<String, String> {
-    map.iter()
-        .map(|(k, v)| (k.value.clone(), v.value.clone()))
-        .collect()
-}
-
 impl Graph {
     /// Builds the graph of a validated config. References that do not resolve (only possible
     /// in a config with errors) are skipped, never a panic.
@@ -215,43 +47,30 @@ impl Graph {
             ..Graph::default()
         };
         let subscription = config.azure.subscription_id.value.clone();
-        let default_location = config.azure.location.as_ref().map(|l| l.value.clone());
+        let defaults = ConfigDefaults {
+            subscription: &config.azure.subscription_id.value,
+            tenant: &config.azure.tenant_id.value,
+            location: config.azure.location.as_ref().map(|l| l.value.as_str()),
+        };
 
         for (name, rg) in config.resource_groups.iter() {
             g.add(
                 Address::ResourceGroup(name.value.clone()),
                 None,
-                Resource::ResourceGroup {
-                    subscription_id: subscription.clone(),
-                    name: name.value.clone(),
-                    location: rg
-                        .location
-                        .as_ref()
-                        .map(|l| l.value.clone())
-                        .or(default_location.clone())
-                        .unwrap_or_default(),
-                    tags: tags(&rg.tags),
-                },
+                Resource::ResourceGroup(resource_group::Desired::from_config(
+                    &name.value,
+                    rg,
+                    defaults,
+                )),
             );
         }
 
         for (key, cluster) in config.clusters.iter() {
-            if let (Some(rg), Some(name)) = (&cluster.resource_group, &cluster.name) {
+            if let Some(desired) = aks_cluster::Desired::from_config(cluster, defaults) {
                 g.add(
                     Address::Cluster(key.value.clone()),
                     None,
-                    Resource::Cluster {
-                        subscription_id: cluster
-                            .subscription_id
-                            .as_ref()
-                            .map_or(subscription.clone(), |s| s.value.clone()),
-                        resource_group: rg.value.clone(),
-                        name: name.value.clone(),
-                        enable_workload_identity: cluster
-                            .enable_workload_identity
-                            .as_ref()
-                            .is_none_or(|e| e.value),
-                    },
+                    Resource::Cluster(desired),
                 );
             }
         }
@@ -263,28 +82,15 @@ impl Graph {
                 .as_ref()
                 .map_or(IdentityKind::Managed, |k| k.value)
             {
-                IdentityKind::Managed => Resource::ManagedIdentity {
-                    subscription_id: subscription.clone(),
-                    resource_group: identity
-                        .resource_group
-                        .as_ref()
-                        .map(|r| r.value.clone())
-                        .unwrap_or_default(),
-                    name: identity.name.as_ref().unwrap_or(key).value.clone(),
-                    location: identity
-                        .location
-                        .as_ref()
-                        .map(|l| l.value.clone())
-                        .or(default_location.clone())
-                        .unwrap_or_default(),
-                    tags: tags(&identity.tags),
-                },
-                IdentityKind::Application => Resource::Application {
-                    display_name: identity.display_name.as_ref().unwrap_or(key).value.clone(),
-                },
+                IdentityKind::Managed => Resource::ManagedIdentity(
+                    managed_identity::Desired::from_config(&key.value, identity, defaults),
+                ),
+                IdentityKind::Application => {
+                    Resource::Application(application::Desired::from_config(&key.value, identity))
+                }
             };
             let rg = match &resource {
-                Resource::ManagedIdentity { resource_group, .. } => Some(resource_group.clone()),
+                Resource::ManagedIdentity(d) => Some(d.resource_group.clone()),
                 _ => None,
             };
             let id = g.add(address, None, resource);
@@ -307,9 +113,9 @@ impl Graph {
                     None => g.add(
                         namespace_address,
                         Some(sa.cluster.value.clone()),
-                        Resource::Namespace {
+                        Resource::Namespace(namespace::Desired {
                             name: sa.namespace.value.clone(),
-                        },
+                        }),
                     ),
                 })
             } else {
@@ -322,14 +128,7 @@ impl Graph {
                     name: sa.name.value.clone(),
                 },
                 Some(sa.cluster.value.clone()),
-                Resource::ServiceAccount {
-                    namespace: sa.namespace.value.clone(),
-                    name: sa.name.value.clone(),
-                    tenant_id: config.azure.tenant_id.value.clone(),
-                    annotations: tags(&sa.annotations),
-                    labels: tags(&sa.labels),
-                    token_expiration: sa.token_expiration.as_ref().map(|t| t.value),
-                },
+                Resource::ServiceAccount(service_account::Desired::from_config(sa, defaults)),
             );
             if let Some(namespace) = namespace {
                 g.inner.add_edge(namespace, account, Output::Exists);
@@ -343,7 +142,7 @@ impl Graph {
                 continue;
             };
             let identity_kind = match g.inner[identity].resource {
-                Resource::Application { .. } => IdentityKind::Application,
+                Resource::Application(_) => IdentityKind::Application,
                 _ => IdentityKind::Managed,
             };
             let key = match wanted
@@ -367,13 +166,10 @@ impl Graph {
                     key,
                 },
                 None,
-                Resource::FederatedCredential {
+                Resource::FederatedCredential(federated_credential::Desired::from_config(
                     identity_kind,
-                    name: wanted.name,
-                    issuer: wanted.issuer,
-                    subject: wanted.subject,
-                    audiences: wanted.audiences,
-                },
+                    wanted,
+                )),
             );
             let needs = if identity_kind == IdentityKind::Application {
                 Output::ObjectId
@@ -390,20 +186,16 @@ impl Graph {
             let Some(identity) = g.find(&Address::Identity(grant.identity.value.clone())) else {
                 continue;
             };
-            let scope = full_scope(&grant.scope, &subscription);
-            let role = RoleRef::parse(&grant.role);
+            let desired = role_assignment::Desired::from_config(grant, defaults);
+            let scope = desired.scope.clone();
             let node = g.add(
                 Address::RoleGrant {
                     identity: grant.identity.value.clone(),
-                    role: role.display().to_string(),
+                    role: desired.role.display().to_string(),
                     scope: scope.clone(),
                 },
                 None,
-                Resource::RoleAssignment {
-                    role,
-                    scope: scope.clone(),
-                    condition: grant.condition.as_ref().map(|c| c.value.clone()),
-                },
+                Resource::RoleAssignment(desired),
             );
             g.inner.add_edge(identity, node, Output::PrincipalId);
             if let Some(rg) = scope_resource_group(&scope, &subscription)
@@ -425,7 +217,7 @@ impl Graph {
 
     fn declared_resource_group(&self, name: &str) -> Option<NodeIndex> {
         self.inner.node_indices().find(|&i| {
-            matches!(&self.inner[i].resource, Resource::ResourceGroup { name: n, .. } if n.eq_ignore_ascii_case(name))
+            matches!(&self.inner[i].resource, Resource::ResourceGroup(rg) if rg.name.eq_ignore_ascii_case(name))
         })
     }
 
@@ -691,7 +483,7 @@ location = "westeurope"
 
     fn id(g: &Graph, address: &str) -> NodeIndex {
         g.node_ids()
-            .find(|&i| g.node(i).address.to_string() == address)
+            .find(|&i| g.node(i).address == address)
             .unwrap_or_else(|| {
                 let all: Vec<String> = g
                     .node_ids()
@@ -771,13 +563,13 @@ scope = "resourceGroups/rg-id"
             1
         );
         match &g.node(id(&g, implied)).resource {
-            Resource::FederatedCredential {
+            Resource::FederatedCredential(federated_credential::Desired {
                 name,
                 issuer,
                 subject,
                 audiences,
                 ..
-            } => {
+            }) => {
                 assert_eq!(name, "prod-orders-api");
                 assert_eq!(issuer, &IssuerSource::Cluster("prod".into()));
                 assert_eq!(subject, "system:serviceaccount:orders:api");
@@ -809,11 +601,11 @@ create_namespace = false
         let credential = "federated_credential.app/edge:default/app";
         assert_eq!(edge(&g, "identity.app", credential), Some(Output::ObjectId));
         match &g.node(id(&g, credential)).resource {
-            Resource::FederatedCredential {
+            Resource::FederatedCredential(federated_credential::Desired {
                 issuer,
                 identity_kind,
                 ..
-            } => {
+            }) => {
                 assert_eq!(
                     issuer,
                     &IssuerSource::Url("https://oidc.example.com/edge".into())
@@ -945,37 +737,5 @@ identity = "api"
         assert_eq!(walk.ready(), [sa]);
         walk.complete(sa);
         assert!(walk.is_finished());
-    }
-
-    #[test]
-    fn roles_resolve_offline_when_known() {
-        assert_eq!(
-            RoleRef::parse("reader"),
-            RoleRef::Builtin {
-                name: "Reader".into(),
-                id: "acdd72a7-3385-48ef-bd42-f606fba81ae7".into()
-            }
-        );
-        assert_eq!(
-            RoleRef::parse(
-                "/subscriptions/x/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"
-            ),
-            RoleRef::Builtin {
-                name: "Reader".into(),
-                id: "acdd72a7-3385-48ef-bd42-f606fba81ae7".into()
-            }
-        );
-        assert_eq!(
-            RoleRef::parse("My Custom Role"),
-            RoleRef::Name {
-                name: "My Custom Role".into()
-            }
-        );
-        assert_eq!(
-            RoleRef::parse("11111111-2222-3333-4444-555555555555"),
-            RoleRef::Id {
-                id: "11111111-2222-3333-4444-555555555555".into()
-            }
-        );
     }
 }

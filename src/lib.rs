@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod exit;
 pub mod graph;
+pub mod kinds;
 pub mod ownership;
 pub mod providers;
 pub mod render;

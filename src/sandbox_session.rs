@@ -22,6 +22,7 @@ use wiform_sandbox::{Options, Running};
 
 use crate::config::model::Config;
 use crate::graph::{Graph, Resource, full_scope};
+use crate::kinds::{aks_cluster, managed_identity, role_assignment};
 use crate::providers::azure::credential::{
     AuthMethod, CredentialError, CredentialSettings, Environment, credential,
 };
@@ -638,8 +639,8 @@ fn default_location(graph: &Graph) -> String {
     let locations = graph
         .node_ids()
         .filter_map(|id| match &graph.node(id).resource {
-            Resource::ManagedIdentity { location, .. }
-            | Resource::ResourceGroup { location, .. } => Some(location.trim()),
+            Resource::ManagedIdentity(identity) => Some(identity.location.trim()),
+            Resource::ResourceGroup(group) => Some(group.location.trim()),
             _ => None,
         })
         .filter(|l| !l.is_empty());
@@ -666,7 +667,7 @@ pub fn seed_for(graph: &Graph, subscription: &str, stack: &str, existing: &Exist
     let declared: BTreeSet<String> = resources
         .iter()
         .filter_map(|r| match r {
-            Resource::ResourceGroup { name, .. } => Some(name.to_ascii_lowercase()),
+            Resource::ResourceGroup(group) => Some(group.name.to_ascii_lowercase()),
             _ => None,
         })
         .collect();
@@ -687,12 +688,12 @@ pub fn seed_for(graph: &Graph, subscription: &str, stack: &str, existing: &Exist
 
     // Groups of managed identities, in the identity's location.
     for resource in &resources {
-        if let Resource::ManagedIdentity {
+        if let Resource::ManagedIdentity(managed_identity::Desired {
             subscription_id,
             resource_group,
             location,
             ..
-        } = resource
+        }) = resource
             && in_subscription(subscription_id)
             && !declared.contains(&resource_group.to_ascii_lowercase())
         {
@@ -705,12 +706,12 @@ pub fn seed_for(graph: &Graph, subscription: &str, stack: &str, existing: &Exist
     // AKS clusters and their groups. A cluster's group is added even when `[resource_groups]`
     // declares it: the cluster cannot exist without it, and on Azure it would be there already.
     for resource in &resources {
-        if let Resource::Cluster {
+        if let Resource::Cluster(aks_cluster::Desired {
             subscription_id,
             resource_group,
             name,
             enable_workload_identity,
-        } = resource
+        }) = resource
             && in_subscription(subscription_id)
         {
             add_group(&mut seed, resource_group, &default_location);
@@ -732,7 +733,7 @@ pub fn seed_for(graph: &Graph, subscription: &str, stack: &str, existing: &Exist
     // Groups that role grant scopes lie in (the scoped resources themselves need not exist:
     // the sandbox accepts role assignments below a group it does not model).
     for resource in &resources {
-        if let Resource::RoleAssignment { scope, .. } = resource
+        if let Resource::RoleAssignment(role_assignment::Desired { scope, .. }) = resource
             && let Some(group) = scope_resource_group(scope, subscription)
             && !declared.contains(&group.to_ascii_lowercase())
         {

@@ -105,7 +105,7 @@ pub fn run(printer: &Printer, settings: &ApplySettings) -> ExitStatus {
         None => Vec::new(),
         Some(plan) => graph
             .node_ids()
-            .filter(|id| plan.targets.contains(&graph.node(*id).address.to_string()))
+            .filter(|id| plan.targets.contains(&graph.node(*id).address))
             .collect(),
     };
     let runtime = match runtime() {

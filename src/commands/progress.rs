@@ -141,7 +141,7 @@ impl Display {
                     self.lines
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .insert(address.clone(), bar);
+                        .insert(address.to_string(), bar);
                 }
                 None => self.println(&format!("{address}: {}…", doing(*action))),
             },
@@ -155,7 +155,7 @@ impl Display {
                     .lines
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .remove(address)
+                    .remove(&address.to_string())
                 {
                     bar.finish_and_clear();
                     if let Some((multi, _)) = self.multi() {

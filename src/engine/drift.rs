@@ -22,10 +22,12 @@ use petgraph::graph::NodeIndex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::diff::Observed;
+use super::observe::Observed;
 use super::plan::{Action, Change, FieldChange, Plan, PlanError};
 use super::records;
+use crate::address::Address;
 use crate::graph::{Graph, Resource};
+use crate::kinds::{Kind, aks_cluster, federated_credential};
 use crate::ownership::Owner;
 
 /// Version of the drift report's JSON shape (`schemas/drift.schema.json`).
@@ -81,9 +83,9 @@ impl Cause {
 /// One difference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DriftItem {
-    pub address: String,
+    pub address: Address,
     #[serde(rename = "type")]
-    pub resource_type: String,
+    pub resource_type: Kind,
     pub class: Class,
     pub cause: Cause,
     /// What apply would do about it.
@@ -140,7 +142,7 @@ pub struct DriftReport {
     /// What could not be read or planned.
     pub errors: Vec<PlanError>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub targets: Vec<String>,
+    pub targets: Vec<Address>,
 }
 
 impl DriftReport {
@@ -213,37 +215,24 @@ impl Record {
     }
 }
 
-struct Evidence<'a> {
+/// What drift knows beyond a change itself: the rest of the plan, the observation, the graph.
+/// Each kind reads its own evidence through it ([`crate::kinds`]).
+pub struct Evidence<'a> {
     observed: &'a Observed,
     graph: &'a Graph,
-    stack: &'a str,
-    /// Every change by address.
-    by_address: BTreeMap<&'a str, &'a Change>,
+    pub stack: &'a str,
+    /// Every change by address, in the order of the addresses' text (which evidence is named
+    /// first when several would do).
+    by_address: BTreeMap<String, &'a Change>,
     /// Graph nodes by address.
-    nodes: BTreeMap<String, NodeIndex>,
-    /// AKS clusters' issuer URLs, to record a live credential's issuer as the config does.
-    cluster_issuers: BTreeMap<String, String>,
+    nodes: BTreeMap<&'a Address, NodeIndex>,
+    /// AKS clusters' issuer URLs → cluster keys, to record a live credential's issuer as the
+    /// config does.
+    pub cluster_issuers: BTreeMap<String, String>,
 }
 
 impl<'a> Evidence<'a> {
     fn new(plan: &'a Plan, observed: &'a Observed, graph: &'a Graph) -> Self {
-        let cluster_issuers = plan
-            .changes
-            .iter()
-            .filter(|c| c.resource_type == "cluster")
-            .filter_map(|c| {
-                let url = c
-                    .fields
-                    .iter()
-                    .find(|f| f.name == "issuer_url")?
-                    .before
-                    .as_ref()?
-                    .as_str()?
-                    .to_string();
-                let key = c.address.strip_prefix("cluster.")?.to_string();
-                Some((url, key))
-            })
-            .collect();
         Evidence {
             observed,
             graph,
@@ -251,20 +240,29 @@ impl<'a> Evidence<'a> {
             by_address: plan
                 .changes
                 .iter()
-                .map(|c| (c.address.as_str(), c))
+                .map(|c| (c.address.to_string(), c))
                 .collect(),
             nodes: graph
                 .node_ids()
-                .map(|id| (graph.node(id).address.to_string(), id))
+                .map(|id| (&graph.node(id).address, id))
                 .collect(),
-            cluster_issuers,
+            cluster_issuers: aks_cluster::issuers(&plan.changes),
         }
+    }
+
+    pub fn observed(&self) -> &'a Observed {
+        self.observed
+    }
+
+    /// The change planned for `address`.
+    pub fn change(&self, address: &Address) -> Option<&'a Change> {
+        self.by_address.get(&address.to_string()).copied()
     }
 
     /// What the identity a credential or grant belongs to records (`None`: it records
     /// nothing, or is not this stack's, or is gone).
     fn recorded(&self, change: &Change, tag: &str) -> Option<BTreeSet<String>> {
-        let identity = self.by_address.get(identity_address(change)?.as_str())?;
+        let identity = self.change(&identity_address(change)?)?;
         let id = identity.id.as_deref()?;
         let azure = &self.observed.azure;
         if let Some(live) = azure.identities.get(&id.to_ascii_lowercase()) {
@@ -283,47 +281,14 @@ impl<'a> Evidence<'a> {
     fn desired_entry(&self, change: &Change) -> Option<String> {
         let id = self.nodes.get(&change.address)?;
         match &self.graph.node(*id).resource {
-            Resource::FederatedCredential {
-                name,
-                issuer,
-                subject,
-                audiences,
-                ..
-            } => Some(records::credential_entry(
-                name,
-                &records::issuer_ref(issuer),
-                subject,
-                audiences,
-            )),
-            Resource::RoleAssignment { role, scope, .. } => Some(records::grant_entry(role, scope)),
+            Resource::FederatedCredential(credential) => Some(credential.record_entry()),
+            Resource::RoleAssignment(grant) => Some(grant.record_entry()),
             _ => None,
         }
     }
 
-    /// The record entry of the live managed-identity credential behind `change`.
-    fn live_credential_entry(&self, change: &Change) -> Option<String> {
-        let id = change.id.as_deref()?;
-        let live = self
-            .observed
-            .azure
-            .identity_credentials
-            .values()
-            .flatten()
-            .find(|c| c.id.eq_ignore_ascii_case(id))?;
-        let issuer = self
-            .cluster_issuers
-            .get(&live.issuer)
-            .map_or_else(|| live.issuer.clone(), |key| format!("cluster:{key}"));
-        Some(records::credential_entry(
-            &live.name,
-            &issuer,
-            &live.subject,
-            &live.audiences,
-        ))
-    }
-
     /// Is `entry` among what the identity records under `tag`? `None` when it records nothing.
-    fn in_record(&self, change: &Change, tag: &str, entry: Option<String>) -> Option<bool> {
+    pub fn in_record(&self, change: &Change, tag: &str, entry: Option<String>) -> Option<bool> {
         let recorded = self.recorded(change, tag)?;
         Some(entry.is_some_and(|e| recorded.contains(&e)))
     }
@@ -332,7 +297,7 @@ impl<'a> Evidence<'a> {
         let (cause, evidence) = self.cause(change);
         DriftItem {
             address: change.address.clone(),
-            resource_type: change.resource_type.clone(),
+            resource_type: change.resource_type,
             class: cause.class(),
             cause,
             action: change.action,
@@ -347,29 +312,25 @@ impl<'a> Evidence<'a> {
     /// A namespace the config wants, or a service account in one, that someone is deleting
     /// (Terminating: its contents go, then it does).
     fn terminating(&self, change: &Change) -> bool {
-        if change.action == Action::Delete {
+        if change.action == Action::Delete || change.id.is_none() {
             return false;
         }
-        let Some(cluster) = self.cluster_of(change) else {
-            return false;
+        let (cluster, namespace) = match &change.address {
+            Address::Namespace { cluster, name } => (cluster, name),
+            Address::ServiceAccount {
+                cluster, namespace, ..
+            } => (cluster, namespace),
+            _ => return false,
         };
-        let namespace = match change.resource_type.as_str() {
-            "namespace" => change.id.as_deref(),
-            "service_account" => change
-                .id
-                .as_deref()
-                .and_then(|id| id.split_once('/'))
-                .map(|(ns, _)| ns),
-            _ => None,
-        };
-        namespace
-            .and_then(|ns| cluster.namespace(ns))
+        self.observed
+            .cluster(cluster)
+            .and_then(|c| c.namespace(namespace))
             .is_some_and(|ns| ns.meta.terminating)
     }
 
     fn cause(&self, change: &Change) -> (Cause, Option<String>) {
         if self.terminating(change) {
-            let evidence = if change.resource_type == "namespace" {
+            let evidence = if change.resource_type == Kind::Namespace {
                 "it is Terminating: someone deleted it"
             } else {
                 "its namespace is Terminating: someone deleted it"
@@ -387,28 +348,14 @@ impl<'a> Evidence<'a> {
 
     /// Live but not in the config: the stack's own (removed from the config) or added by hand.
     fn extra(&self, change: &Change) -> (Cause, Option<String>) {
-        if change.resource_type == "federated_credential"
-            && let Some(applied) = self.in_record(
-                change,
-                records::CREDENTIALS_TAG,
-                self.live_credential_entry(change),
-            )
+        if change.resource_type == Kind::FederatedCredential
+            && let Some(found) = federated_credential::extra_evidence(self, change)
         {
-            return if applied {
-                (Cause::RemovedFromConfig, None)
-            } else {
-                (
-                    Cause::AddedOutsideWiform,
-                    Some(
-                        "the identity's record of the credentials wiform applied does not hold it"
-                            .into(),
-                    ),
-                )
-            };
+            return found;
         }
         match self.owner(change) {
             Some(owner) if owner.is_stack(self.stack) => (Cause::RemovedFromConfig, None),
-            Some(_) | None if change.resource_type == "federated_credential" => (
+            Some(_) | None if change.resource_type == Kind::FederatedCredential => (
                 Cause::AddedOutsideWiform,
                 Some(
                     "a federated credential the config does not name, on an identity this stack owns"
@@ -417,21 +364,18 @@ impl<'a> Evidence<'a> {
             ),
             _ => (
                 Cause::AddedOutsideWiform,
-                Some(
-                    "no wiform marker, on an identity this stack owns".into(),
-                ),
+                Some("no wiform marker, on an identity this stack owns".into()),
             ),
         }
     }
 
     /// In the config, absent live: deleted (when something shows it was applied) or new.
-    fn missing(&self, change: &Change) -> (Cause, Option<String>) {
+    pub fn missing(&self, change: &Change) -> (Cause, Option<String>) {
+        let kind = change.resource_type;
         // A credential or grant of an identity deleted outside wiform went with it.
-        if matches!(
-            change.resource_type.as_str(),
-            "federated_credential" | "role_assignment"
-        ) && let Some(identity) = identity_address(change)
-            && let Some(parent) = self.by_address.get(identity.as_str())
+        if matches!(kind, Kind::FederatedCredential | Kind::RoleAssignment)
+            && let Some(identity) = identity_address(change)
+            && let Some(parent) = self.change(&identity)
             && parent.action == Action::Create
             && self.missing(parent).0 == Cause::DeletedOutsideWiform
         {
@@ -442,12 +386,7 @@ impl<'a> Evidence<'a> {
                 )),
             );
         }
-        let tag = match change.resource_type.as_str() {
-            "federated_credential" => Some(records::CREDENTIALS_TAG),
-            "role_assignment" => Some(records::GRANTS_TAG),
-            _ => None,
-        };
-        if let Some(tag) = tag
+        if let Some(tag) = kind.record_tag()
             && let Some(applied) = self.in_record(change, tag, self.desired_entry(change))
         {
             return if applied {
@@ -455,57 +394,16 @@ impl<'a> Evidence<'a> {
                     Cause::DeletedOutsideWiform,
                     Some(format!(
                         "{} records it among what wiform applied (tag {tag})",
-                        identity_address(change).unwrap_or_default()
+                        identity_address(change)
+                            .map(|a| a.to_string())
+                            .unwrap_or_default()
                     )),
                 )
             } else {
                 (Cause::NotYetApplied, None)
             };
         }
-        let applied_with = match change.resource_type.as_str() {
-            // The stack's service accounts that point to it were applied with its client id.
-            "managed_identity" | "application" => self
-                .dependents(&change.address, "service_account")
-                .find(|sa| sa.id.is_some() && self.owned(sa))
-                .map(|sa| {
-                    format!(
-                        "{} exists with this stack's marker and was applied with its client id",
-                        sa.address
-                    )
-                }),
-            // The federated credential for it exists: both were applied.
-            "service_account" => self
-                .credential_for(change)
-                .filter(|fic| fic.id.is_some())
-                .map(|fic| {
-                    format!(
-                        "{} (its federated credential) exists, so it was applied",
-                        fic.address
-                    )
-                }),
-            // The service account it federates exists as wiform applied it.
-            "federated_credential" => self
-                .service_account_for(change)
-                .filter(|sa| sa.id.is_some() && self.owned(sa) && !sa.action.is_change())
-                .map(|sa| {
-                    format!(
-                        "{} exists as wiform applied it, and was applied with this credential",
-                        sa.address
-                    )
-                }),
-            "namespace" => self
-                .by_address
-                .values()
-                .find(|c| {
-                    c.resource_type == "service_account"
-                        && c.depends_on.contains(&change.address)
-                        && c.action == Action::Create
-                        && self.missing(c).0 == Cause::DeletedOutsideWiform
-                })
-                .map(|sa| format!("{} was deleted with it", sa.address)),
-            _ => None,
-        };
-        match applied_with {
+        match kind.deletion_evidence(self, change) {
             Some(evidence) => (Cause::DeletedOutsideWiform, Some(evidence)),
             None => (Cause::NotYetApplied, None),
         }
@@ -513,123 +411,62 @@ impl<'a> Evidence<'a> {
 
     /// Live and in the config, but different: who moved?
     fn different(&self, change: &Change) -> (Cause, Option<String>) {
-        // A service account of an identity deleted outside wiform: the identity made again gets
-        // a new client id, so the annotation changes because of that deletion.
-        if change.resource_type == "service_account"
-            && let Some(identity) = change
-                .depends_on
-                .iter()
-                .find(|d| d.starts_with("identity."))
-            && let Some(parent) = self.by_address.get(identity.as_str())
-            && parent.action == Action::Create
-            && self.missing(parent).0 == Cause::DeletedOutsideWiform
-        {
-            return (
+        if let Some(found) = change.resource_type.change_evidence(self, change) {
+            return found;
+        }
+        match self.record(change) {
+            Record::Differs { recorded, live } => (
                 Cause::ChangedOutsideWiform,
                 Some(format!(
-                    "{identity} was deleted outside wiform: made again, it gets a new client id"
+                    "spec hash recorded at apply {recorded}, live fields hash to {live}"
                 )),
-            );
-        }
-        match change.resource_type.as_str() {
-            "cluster" => {
-                // Workload identity turned off on a cluster this stack federates with: it was
-                // on when those credentials were applied.
-                let federated = self
-                    .dependents(&change.address, "federated_credential")
-                    .find(|fic| fic.id.is_some());
-                match federated {
-                    Some(fic) => (
-                        Cause::ChangedOutsideWiform,
-                        Some(format!(
-                            "{} federates with this cluster, so its settings were applied",
-                            fic.address
-                        )),
-                    ),
-                    None => (Cause::NotYetApplied, None),
-                }
-            }
-            "federated_credential" => {
-                // No marker of its own: the identity's record says whether the live credential
-                // is the one wiform applied; without a record, the service account it federates.
-                if let Some(applied) = self.in_record(
-                    change,
-                    records::CREDENTIALS_TAG,
-                    self.live_credential_entry(change),
-                ) {
-                    return if applied {
-                        (Cause::ConfigChanged, None)
-                    } else {
-                        (
-                            Cause::ChangedOutsideWiform,
-                            Some(format!(
-                                "{} records the credentials wiform applied, and this one is not among them",
-                                identity_address(change).unwrap_or_default()
-                            )),
-                        )
-                    };
-                }
-                match self.service_account_for(change) {
-                    Some(sa) if sa.id.is_some() && self.owned(sa) && !sa.action.is_change() => (
-                        Cause::ChangedOutsideWiform,
-                        Some(format!(
-                            "{} is as wiform applied it, and the credential differs from what was applied with it",
-                            sa.address
-                        )),
-                    ),
-                    _ => (Cause::ConfigChanged, None),
-                }
-            }
-            _ => match self.record(change) {
-                Record::Differs { recorded, live } => (
-                    Cause::ChangedOutsideWiform,
-                    Some(format!(
-                        "spec hash recorded at apply {recorded}, live fields hash to {live}"
-                    )),
-                ),
-                Record::Matches | Record::Unknown => (Cause::ConfigChanged, None),
-            },
+            ),
+            Record::Matches | Record::Unknown => (Cause::ConfigChanged, None),
         }
     }
 
-    fn dependents<'b>(
+    /// The changes of `kind` that depend on `address`.
+    pub fn dependents<'b>(
         &'b self,
-        address: &'b str,
-        resource_type: &'b str,
+        address: &'b Address,
+        kind: Kind,
     ) -> impl Iterator<Item = &'a Change> + 'b {
-        self.by_address.values().copied().filter(move |c| {
-            c.resource_type == resource_type && c.depends_on.iter().any(|d| d == address)
-        })
+        self.by_address
+            .values()
+            .copied()
+            .filter(move |c| c.resource_type == kind && c.depends_on.iter().any(|d| d == address))
     }
 
     /// The service account a Kubernetes federated credential is for: same identity, subject
     /// `system:serviceaccount:NS:NAME`.
-    fn service_account_for(&self, credential: &Change) -> Option<&'a Change> {
+    pub fn service_account_for(&self, credential: &Change) -> Option<&'a Change> {
         let subject = field_value(credential, "subject")?;
         let rest = subject.strip_prefix("system:serviceaccount:")?;
         let (namespace, name) = rest.split_once(':')?;
         let identity = credential
             .depends_on
             .iter()
-            .find(|d| d.starts_with("identity."))?;
-        self.dependents(identity, "service_account")
-            .find(|sa| sa.address.ends_with(&format!("/{namespace}/{name}")))
+            .find(|d| matches!(d, Address::Identity(_)))?;
+        self.dependents(identity, Kind::ServiceAccount).find(|sa| {
+            matches!(&sa.address, Address::ServiceAccount { namespace: n, name: a, .. }
+                    if n == namespace && a == name)
+        })
     }
 
     /// The federated credential of a service account (the reverse of the above).
-    fn credential_for(&self, service_account: &Change) -> Option<&'a Change> {
+    pub fn credential_for(&self, service_account: &Change) -> Option<&'a Change> {
         let identity = service_account
             .depends_on
             .iter()
-            .find(|d| d.starts_with("identity."))?;
-        self.dependents(identity, "federated_credential")
+            .find(|d| matches!(d, Address::Identity(_)))?;
+        self.dependents(identity, Kind::FederatedCredential)
             .find(|fic| {
                 self.service_account_for(fic)
                     .is_some_and(|sa| sa.address == service_account.address)
             })
     }
 
-    fn owned(&self, change: &Change) -> bool {
+    pub fn owned(&self, change: &Change) -> bool {
         self.owner(change).is_some_and(|o| o.is_stack(self.stack))
     }
 
@@ -652,68 +489,29 @@ impl<'a> Evidence<'a> {
     /// The live object behind `change`, as its marker and the hash of its managed fields now.
     fn live(&self, change: &Change) -> Option<(&'a Owner, String)> {
         let id = change.id.as_deref()?;
-        let azure = &self.observed.azure;
-        match change.resource_type.as_str() {
-            "resource_group" => azure
-                .resource_groups
-                .get(&id.to_ascii_lowercase())
-                .map(|g| (&g.owner, g.spec_hash())),
-            "managed_identity" => azure
-                .identities
-                .get(&id.to_ascii_lowercase())
-                .map(|i| (&i.owner, i.spec_hash())),
-            "application" => azure
-                .applications
-                .iter()
-                .find(|a| a.object_id == id)
-                .map(|a| (&a.owner, a.live_spec_hash())),
-            "role_assignment" => azure
-                .role_assignments
-                .iter()
-                .find(|a| a.id.eq_ignore_ascii_case(id))
-                .map(|a| (&a.owner, a.spec_hash())),
-            "service_account" => {
-                let (namespace, name) = id.split_once('/')?;
-                self.cluster_of(change)?
-                    .service_account(namespace, name)
-                    .map(|sa| (&sa.meta.owner, sa.live_spec_hash()))
-            }
-            "namespace" => self
-                .cluster_of(change)?
-                .namespace(id)
-                .map(|ns| (&ns.meta.owner, ns.live_spec_hash())),
-            _ => None,
-        }
-    }
-
-    /// The observation of the cluster a Kubernetes change belongs to (`service_account.C/…`,
-    /// `namespace.C/…`).
-    fn cluster_of(
-        &self,
-        change: &Change,
-    ) -> Option<&'a crate::providers::kube::ClusterObservation> {
-        let (_, rest) = change.address.split_once('.')?;
-        let cluster = rest.split('/').next()?;
-        self.observed.clusters.get(cluster)?.as_ref().ok()
+        change.resource_type.drift_live(self.observed, change, id)
     }
 }
 
 /// `identity.X` for a credential or grant of identity `X` (from its dependencies, or from its
-/// address when it is not in the config: `federated_credential.X/…`, `role_grant.X[…]`).
-fn identity_address(change: &Change) -> Option<String> {
+/// address when it is not in the config).
+pub fn identity_address(change: &Change) -> Option<Address> {
     if let Some(d) = change
         .depends_on
         .iter()
-        .find(|d| d.starts_with("identity."))
+        .find(|d| matches!(d, Address::Identity(_)))
     {
         return Some(d.clone());
     }
-    let (_, rest) = change.address.split_once('.')?;
-    let end = rest.find(['/', '['])?;
-    Some(format!("identity.{}", &rest[..end]))
+    match &change.address {
+        Address::FederatedCredential { identity, .. } | Address::RoleGrant { identity, .. } => {
+            Some(Address::Identity(identity.clone()))
+        }
+        _ => None,
+    }
 }
 
-fn field_value(change: &Change, name: &str) -> Option<String> {
+pub fn field_value(change: &Change, name: &str) -> Option<String> {
     let field = change.fields.iter().find(|f| f.name == name)?;
     let value = match &field.after {
         super::plan::After::Known(v) => Some(v),
@@ -773,12 +571,7 @@ fn fix(change: &Change, cause: Cause) -> &'static str {
         Cause::ChangedOutsideWiform | Cause::DeletedOutsideWiform => {
             "re-run `wiform apply` to restore what the config says, or change the config to keep the new state"
         }
-        Cause::AddedOutsideWiform if change.resource_type == "role_assignment" => {
-            "adopt it into the config (a [[role_grants]] entry), or let `wiform apply` remove it"
-        }
-        Cause::AddedOutsideWiform => {
-            "adopt it into the config (a [[federations]] entry or a service account), or let `wiform apply` remove it"
-        }
+        Cause::AddedOutsideWiform => change.resource_type.adopt_fix(),
         Cause::ConfigChanged | Cause::NotYetApplied | Cause::RemovedFromConfig => {
             "run `wiform apply`"
         }
@@ -793,8 +586,8 @@ mod tests {
 
     fn change(address: &str, resource_type: &str, action: Action) -> Change {
         Change {
-            address: address.into(),
-            resource_type: resource_type.into(),
+            address: address.parse().unwrap(),
+            resource_type: resource_type.parse().unwrap(),
             action,
             reason: None,
             id: None,
@@ -808,7 +601,7 @@ mod tests {
         Plan {
             format_version: 1,
             stack: "s".into(),
-            config_file: "identity.toml".into(),
+            config_file: "identity.toml".parse().unwrap(),
             changes,
             errors,
             targets: Vec::new(),
@@ -846,7 +639,11 @@ mod tests {
 
     #[test]
     fn an_unmarked_extra_on_an_owned_identity_is_drift() {
-        let mut extra = change("role_grant.a/Reader/x", "role_assignment", Action::Delete);
+        let mut extra = change(
+            "role_grant.a[\"Reader\" @ /x]",
+            "role_assignment",
+            Action::Delete,
+        );
         extra.not_in_config = true;
         let report = classify(
             &plan(
@@ -903,7 +700,10 @@ mod tests {
             "federated_credential",
             Action::Create,
         );
-        fic.depends_on = vec!["identity.api".into(), "cluster.lab".into()];
+        fic.depends_on = vec![
+            "identity.api".parse().unwrap(),
+            "cluster.lab".parse().unwrap(),
+        ];
         fic.fields = vec![FieldChange {
             name: "subject".into(),
             before: None,
@@ -915,7 +715,7 @@ mod tests {
             "service_account",
             Action::NoOp,
         );
-        sa.depends_on = vec!["identity.api".into()];
+        sa.depends_on = vec!["identity.api".parse().unwrap()];
         sa.id = Some("default/api".into());
         // Not owned (no observation): never applied as far as the evidence goes.
         let report = classify(

@@ -5,12 +5,37 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use futures::future::join_all;
+use serde::Serialize;
 
-use super::diff::{ClusterFailure, Observed};
 use crate::config::model::Config;
-use crate::graph::{Graph, Resource};
-use crate::providers::azure::AzureProvider;
-use crate::providers::kube::{ClusterApi, KubeCluster, KubeError, KubeconfigSource};
+use crate::graph::Graph;
+use crate::providers::azure::observe::{AzureObservation, ObserveScope};
+use crate::providers::azure::{AzureApi, AzureProvider};
+use crate::providers::kube::{
+    ClusterApi, ClusterObservation, KubeCluster, KubeError, KubeconfigSource,
+};
+
+/// Everything observed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Observed {
+    pub azure: AzureObservation,
+    /// Each cluster's observation, or why it could not be made (unreachable, refused).
+    pub clusters: BTreeMap<String, Result<ClusterObservation, ClusterFailure>>,
+}
+
+impl Observed {
+    /// The observation of cluster `key`, when it could be made.
+    pub fn cluster(&self, key: &str) -> Option<&ClusterObservation> {
+        self.clusters.get(key)?.as_ref().ok()
+    }
+}
+
+/// Why a cluster could not be observed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterFailure {
+    pub message: String,
+    pub hint: Option<String>,
+}
 
 /// How each cluster of the config is reached.
 #[derive(Debug, Clone)]
@@ -100,31 +125,42 @@ fn namespaces_by_cluster(graph: &Graph) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for id in graph.node_ids() {
         let node = graph.node(id);
-        let Some(cluster) = &node.cluster else {
-            continue;
-        };
-        let namespace = match &node.resource {
-            Resource::Namespace { name } => name,
-            Resource::ServiceAccount { namespace, .. } => namespace,
-            _ => continue,
-        };
-        out.entry(cluster.clone())
-            .or_default()
-            .insert(namespace.clone());
+        if let (Some(cluster), Some(namespace)) = (&node.cluster, node.resource.kube_namespace()) {
+            out.entry(cluster.clone())
+                .or_default()
+                .insert(namespace.to_string());
+        }
     }
     out.into_iter()
         .map(|(k, v)| (k, v.into_iter().collect()))
         .collect()
 }
 
+/// What Azure must be read for `graph`: each kind adds what it needs.
+pub fn azure_scope(graph: &Graph) -> ObserveScope {
+    let mut scope = ObserveScope::default();
+    // The config's subscription always: what the stack owns there is found (and pruned) even
+    // when the config no longer declares an identity or resource group in it.
+    if !graph.subscription().is_empty() {
+        scope
+            .subscriptions
+            .insert(graph.subscription().to_ascii_lowercase());
+    }
+    for id in graph.node_ids() {
+        graph.node(id).resource.observe_scope(&mut scope);
+    }
+    scope
+}
+
 /// Observes Azure and every cluster at once.
-pub async fn observe<C: ClusterApi + Sync>(
-    azure: &AzureProvider,
+pub async fn observe<A: AzureApi + Sync, C: ClusterApi + Sync>(
+    azure: &A,
     clusters: &BTreeMap<String, Result<C, ClusterFailure>>,
     stack: &str,
     graph: &Graph,
 ) -> Observed {
     let namespaces = namespaces_by_cluster(graph);
+    let scope = azure_scope(graph);
     let kube = clusters.iter().map(|(key, cluster)| {
         let named = namespaces.get(key).cloned().unwrap_or_default();
         async move {
@@ -138,7 +174,7 @@ pub async fn observe<C: ClusterApi + Sync>(
             (key.clone(), result)
         }
     });
-    let (azure, clusters) = futures::join!(azure.observe(stack, graph), join_all(kube));
+    let (azure, clusters) = futures::join!(azure.observe(stack, &scope), join_all(kube));
     Observed {
         azure,
         clusters: clusters.into_iter().collect(),

@@ -8,6 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::address::Address;
+use crate::kinds::Kind;
+
 /// Version of the plan's JSON shape.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -26,7 +29,7 @@ pub struct Plan {
     pub errors: Vec<PlanError>,
     /// Only these addresses (and what they depend on) were planned (`--target`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub targets: Vec<String>,
+    pub targets: Vec<Address>,
     /// A hash of everything observed that the changes depend on; `apply PLANFILE` refuses the
     /// plan when a fresh observation hashes differently.
     pub fingerprint: String,
@@ -78,10 +81,10 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Change {
     /// e.g. `identity.orders-api`, `service_account.prod/orders/orders-api`.
-    pub address: String,
+    pub address: Address,
     /// e.g. `managed_identity`, `federated_credential`, `service_account`.
     #[serde(rename = "type")]
-    pub resource_type: String,
+    pub resource_type: Kind,
     pub action: Action,
     /// Why, when it is not obvious: "issuer changed: federated credentials are immutable on
     /// issuer and subject, so replace", "not in config".
@@ -99,7 +102,7 @@ pub struct Change {
     pub not_in_config: bool,
     /// Addresses of the resources this one needs first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub depends_on: Vec<String>,
+    pub depends_on: Vec<Address>,
 }
 
 impl Change {
@@ -148,7 +151,7 @@ pub enum After {
 pub struct PlanError {
     /// The resource concerned, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
+    pub address: Option<Address>,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
@@ -222,8 +225,8 @@ mod tests {
     #[test]
     fn the_summary_counts_actions() {
         let change = |action| Change {
-            address: "a".into(),
-            resource_type: "t".into(),
+            address: Address::Identity("a".into()),
+            resource_type: Kind::ManagedIdentity,
             action,
             reason: None,
             id: None,
@@ -257,7 +260,8 @@ mod tests {
             }
         );
         let json = serde_json::to_value(&plan).unwrap();
-        assert_eq!(json["changes"][0]["type"], "t");
+        assert_eq!(json["changes"][0]["type"], "managed_identity");
+        assert_eq!(json["changes"][0]["address"], "identity.a");
         assert_eq!(json["changes"][0]["action"], "create");
     }
 }

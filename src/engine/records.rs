@@ -16,10 +16,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use petgraph::graph::NodeIndex;
-use serde_json::json;
 
-use crate::config::federation::IssuerSource;
-use crate::graph::{Graph, Resource, RoleRef};
+use crate::graph::Graph;
 use crate::ownership;
 
 pub const CREDENTIALS_TAG: &str = "wiform-credentials";
@@ -30,35 +28,9 @@ const ENTRY_LEN: usize = 8;
 /// Azure's limit on a tag value.
 const TAG_VALUE_MAX: usize = 256;
 
-/// How a credential's issuer is recorded.
-pub fn issuer_ref(source: &IssuerSource) -> String {
-    match source {
-        IssuerSource::Cluster(key) => format!("cluster:{key}"),
-        IssuerSource::Url(url) => url.clone(),
-    }
-}
-
-pub fn credential_entry(
-    name: &str,
-    issuer_ref: &str,
-    subject: &str,
-    audiences: &[String],
-) -> String {
-    let mut audiences = audiences.to_vec();
-    audiences.sort();
-    entry(&json!({
-        "name": name,
-        "issuer": issuer_ref,
-        "subject": subject,
-        "audiences": audiences,
-    }))
-}
-
-pub fn grant_entry(role: &RoleRef, scope: &str) -> String {
-    entry(&json!({ "role": role, "scope": scope.to_ascii_lowercase() }))
-}
-
-fn entry(value: &serde_json::Value) -> String {
+/// A record entry: the first hex digits of the hash of `value` (each kind says what its entry
+/// hashes: `kinds::federated_credential::record_entry`, `kinds::role_assignment`).
+pub fn entry(value: &serde_json::Value) -> String {
     let mut hash = ownership::spec_hash(value);
     hash.truncate(ENTRY_LEN);
     hash
@@ -69,26 +41,11 @@ pub fn identity_records(graph: &Graph, identity: NodeIndex) -> BTreeMap<String, 
     let mut credentials = BTreeSet::new();
     let mut grants = BTreeSet::new();
     for dependent in graph.dependents(identity) {
-        match &graph.node(dependent).resource {
-            Resource::FederatedCredential {
-                name,
-                issuer,
-                subject,
-                audiences,
-                ..
-            } => {
-                credentials.insert(credential_entry(
-                    name,
-                    &issuer_ref(issuer),
-                    subject,
-                    audiences,
-                ));
-            }
-            Resource::RoleAssignment { role, scope, .. } => {
-                grants.insert(grant_entry(role, scope));
-            }
-            _ => {}
-        }
+        match graph.node(dependent).resource.record_entry() {
+            Some((CREDENTIALS_TAG, entry)) => credentials.insert(entry),
+            Some((_, entry)) => grants.insert(entry),
+            None => false,
+        };
     }
     let mut tags = tags_of(CREDENTIALS_TAG, &credentials);
     tags.extend(tags_of(GRANTS_TAG, &grants));
@@ -180,14 +137,20 @@ mod tests {
 
     #[test]
     fn entries_ignore_audience_order_and_scope_case() {
-        let a = credential_entry("n", "cluster:lab", "s", &["x".into(), "y".into()]);
-        let b = credential_entry("n", "cluster:lab", "s", &["y".into(), "x".into()]);
+        use crate::kinds::federated_credential::record_entry;
+        use crate::kinds::role_assignment::{Desired, RoleRef};
+        let a = record_entry("n", "cluster:lab", "s", &["x".into(), "y".into()]);
+        let b = record_entry("n", "cluster:lab", "s", &["y".into(), "x".into()]);
         assert_eq!(a, b);
         assert_eq!(a.len(), ENTRY_LEN);
-        let role = RoleRef::Id { id: "r".into() };
+        let grant = |scope: &str| Desired {
+            role: RoleRef::Id { id: "r".into() },
+            scope: scope.into(),
+            condition: None,
+        };
         assert_eq!(
-            grant_entry(&role, "/Subscriptions/S"),
-            grant_entry(&role, "/subscriptions/s")
+            grant("/Subscriptions/S").record_entry(),
+            grant("/subscriptions/s").record_entry()
         );
     }
 }

@@ -23,10 +23,12 @@ use petgraph::graph::NodeIndex;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::diff::{ClusterFailure, Observed};
+use super::observe::{ClusterFailure, Observed};
 use super::plan::{Action, Change, Plan};
+use crate::address::Address;
 use crate::config::federation::{DEFAULT_AUDIENCE, IssuerSource};
 use crate::graph::{Graph, Resource};
+use crate::kinds::federated_credential;
 use crate::providers::azure::AzureClient;
 use crate::providers::azure::exchange::{self, ExchangeError};
 use crate::providers::kube::{CLIENT_ID_ANNOTATION, ClusterApi, KubeCluster};
@@ -145,21 +147,19 @@ pub async fn verify(input: &VerifyInput<'_>) -> VerifyReport {
     let mut accounts = Vec::new();
     for id in graph.node_ids() {
         let node = graph.node(id);
-        let Resource::ServiceAccount {
-            namespace, name, ..
-        } = &node.resource
-        else {
+        let Resource::ServiceAccount(account) = &node.resource else {
             continue;
         };
-        let address = node.address.to_string();
-        if !input.targets.is_empty() && !input.targets.contains(&address) {
+        let (namespace, name) = (&account.namespace, &account.name);
+        if !input.targets.is_empty() && !input.targets.iter().any(|t| node.address == *t) {
             continue;
         }
+        let address = node.address.to_string();
         let cluster = node.cluster.clone().unwrap_or_default();
         let identity = graph.dependencies(id).into_iter().find(|d| {
             matches!(
                 graph.node(*d).resource,
-                Resource::ManagedIdentity { .. } | Resource::Application { .. }
+                Resource::ManagedIdentity(_) | Resource::Application(_)
             )
         });
         let mut steps = Vec::new();
@@ -238,8 +238,8 @@ pub async fn verify(input: &VerifyInput<'_>) -> VerifyReport {
     }
 }
 
-fn change<'a>(plan: &'a Plan, address: &str) -> Option<&'a Change> {
-    plan.changes.iter().find(|c| c.address == address)
+fn change<'a>(plan: &'a Plan, address: &Address) -> Option<&'a Change> {
+    plan.changes.iter().find(|c| &c.address == address)
 }
 
 /// A field's live value (`before`) as a string.
@@ -266,13 +266,13 @@ fn federation_for(
     graph.dependents(identity).into_iter().find_map(|d| {
         let node = graph.node(d);
         match &node.resource {
-            Resource::FederatedCredential {
+            Resource::FederatedCredential(federated_credential::Desired {
                 name: fic,
                 issuer,
                 subject: s,
                 audiences,
                 ..
-            } if *s == subject
+            }) if *s == subject
                 && match issuer {
                     IssuerSource::Cluster(key) => key == cluster,
                     IssuerSource::Url(_) => true,
@@ -294,11 +294,12 @@ async fn check_account(
     steps: &mut Vec<StepResult>,
 ) -> Result<(), Failure> {
     let graph = input.graph;
-    let identity_address = graph.node(identity).address.to_string();
+    let identity_address = &graph.node(identity).address;
     let apply = "run `wiform apply`";
 
     // 1. The cluster's issuer.
-    let cluster_change = change(input.plan, &format!("cluster.{cluster}"));
+    let cluster_address = Address::Cluster(cluster.to_string());
+    let cluster_change = change(input.plan, &cluster_address);
     let federation = federation_for(graph, identity, cluster, namespace, name);
     let configured_issuer = match (&federation, cluster_change) {
         (Some((_, IssuerSource::Url(url), _)), _) => Some(url.clone()),
@@ -308,13 +309,8 @@ async fn check_account(
             }) {
                 let managed = graph.node_ids().any(|id| {
                     let node = graph.node(id);
-                    matches!(
-                        node.resource,
-                        Resource::Cluster {
-                            enable_workload_identity: true,
-                            ..
-                        }
-                    ) && node.address.to_string() == format!("cluster.{cluster}")
+                    matches!(&node.resource, Resource::Cluster(c) if c.enable_workload_identity)
+                        && node.address == cluster_address
                 });
                 let fix = if managed {
                     format!(
@@ -404,7 +400,7 @@ async fn check_account(
     });
 
     // 2. The service account.
-    let identity_change = change(input.plan, &identity_address);
+    let identity_change = change(input.plan, identity_address);
     let client_id = identity_change
         .and_then(|c| live_field(c, "client_id").or_else(|| live_field(c, "app_id")));
     let Some(client_id) = client_id else {
@@ -513,7 +509,7 @@ async fn check_account(
             ));
         }
         Err(ExchangeError::Refused(refusal)) => {
-            let credentials = live_credentials(input, &identity_address);
+            let credentials = live_credentials(input, identity_address);
             let (cause, fix) = explain(
                 refusal.code,
                 &refusal.description,
@@ -534,12 +530,13 @@ async fn check_account(
     let missing: Vec<String> = graph
         .dependents(identity)
         .into_iter()
-        .filter(|d| matches!(graph.node(*d).resource, Resource::RoleAssignment { .. }))
-        .map(|d| graph.node(d).address.to_string())
+        .filter(|d| matches!(graph.node(*d).resource, Resource::RoleAssignment(_)))
+        .map(|d| &graph.node(d).address)
         .filter(|address| {
             change(input.plan, address)
                 .is_none_or(|c| c.action.is_change() && c.action != Action::Adopt)
         })
+        .map(ToString::to_string)
         .collect();
     if !missing.is_empty() {
         return Err(failure(
@@ -639,7 +636,7 @@ pub fn claims_of(token: &str) -> Claims {
 /// A federated credential as live on the identity: (name, issuer, subject, audiences).
 type LiveCredential = (String, String, String, Vec<String>);
 
-fn live_credentials(input: &VerifyInput<'_>, identity_address: &str) -> Vec<LiveCredential> {
+fn live_credentials(input: &VerifyInput<'_>, identity_address: &Address) -> Vec<LiveCredential> {
     let Some(identity) = change(input.plan, identity_address) else {
         return Vec::new();
     };

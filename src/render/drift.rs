@@ -71,7 +71,7 @@ pub fn verdict_line(report: &DriftReport) -> String {
 fn human_item(item: &DriftItem, style: Style) -> String {
     let mut out = format!(
         "  {} ({}, {})\n    {}\n",
-        paint(style, BOLD, &item.address),
+        paint(style, BOLD, &item.address.to_string()),
         item.resource_type,
         cause_text(item.cause),
         item.detail
@@ -179,8 +179,8 @@ fn markdown_table(items: &[&DriftItem]) -> String {
         }
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} |\n",
-            code_cell(&item.address),
-            cell(&item.resource_type),
+            code_cell(&item.address.to_string()),
+            cell(item.resource_type.as_str()),
             cause_text(item.cause),
             details,
             // Its commands stay code; it holds no `|` or line break.
@@ -243,7 +243,7 @@ pub fn junit(report: &DriftReport) -> String {
     let mut drifted = TestSuite::new("drifted");
     let mut pending = TestSuite::new("pending");
     for item in &report.items {
-        let name = item.address.clone();
+        let name = item.address.to_string();
         let mut case = match item.class {
             Class::Drifted => {
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
@@ -293,8 +293,8 @@ pub fn junit(report: &DriftReport) -> String {
         let mut case = TestCase::new(
             error
                 .address
-                .clone()
-                .unwrap_or_else(|| format!("scope {}", i + 1)),
+                .as_ref()
+                .map_or_else(|| format!("scope {}", i + 1), ToString::to_string),
             status,
         );
         case.set_classname(format!("{}.observation", report.stack));
@@ -319,7 +319,7 @@ mod tests {
         DriftReport {
             format_version: FORMAT_VERSION,
             stack: "lab".into(),
-            config_file: "identity.toml".into(),
+            config_file: "identity.toml".parse().unwrap(),
             verdict: Verdict::Drifted,
             summary: DriftSummary {
                 drifted: 1,
@@ -328,8 +328,8 @@ mod tests {
             },
             items: vec![
                 DriftItem {
-                    address: "identity.api".into(),
-                    resource_type: "managed_identity".into(),
+                    address: "identity.api".parse().unwrap(),
+                    resource_type: "managed_identity".parse().unwrap(),
                     class: Class::Drifted,
                     cause: Cause::ChangedOutsideWiform,
                     action: Action::Update,
@@ -340,8 +340,8 @@ mod tests {
                     fields: vec![],
                 },
                 DriftItem {
-                    address: "service_account.lab/default/new".into(),
-                    resource_type: "service_account".into(),
+                    address: "service_account.lab/default/new".parse().unwrap(),
+                    resource_type: "service_account".parse().unwrap(),
                     class: Class::Pending,
                     cause: Cause::NotYetApplied,
                     action: Action::Create,

@@ -3,23 +3,14 @@
 use serde::Serialize;
 
 use crate::address::Address;
-use crate::graph::{Graph, Node, Output, Plane, Resource};
+use crate::graph::{Graph, Node, Output, Plane};
 
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 fn caption(node: &Node) -> &'static str {
-    match &node.resource {
-        Resource::ResourceGroup { .. } => "resource group",
-        Resource::Cluster { .. } => "AKS cluster settings",
-        Resource::ManagedIdentity { .. } => "managed identity",
-        Resource::Application { .. } => "app registration + service principal",
-        Resource::FederatedCredential { .. } => "federated credential",
-        Resource::RoleAssignment { .. } => "role assignment",
-        Resource::Namespace { .. } => "namespace",
-        Resource::ServiceAccount { .. } => "service account",
-    }
+    node.resource.kind().noun()
 }
 
 /// The address, with role grants on three lines and their scope shortened: a full ARM id
@@ -133,7 +124,7 @@ pub fn json(graph: &Graph) -> String {
             .map(|id| {
                 let node = graph.node(id);
                 JsonNode {
-                    kind: node.resource.kind(),
+                    kind: node.resource.kind().as_str(),
                     plane: node.resource.plane(),
                     node,
                     depends_on: graph.dependencies(id).into_iter().map(address).collect(),

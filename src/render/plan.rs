@@ -557,7 +557,7 @@ fn field_to(field: &FieldChange) -> To<'_> {
 fn human_change(change: &Change, pen: Pen) -> String {
     let mut out = format!(
         "  # {} {}\n",
-        pen.paint(BOLD, &change.address),
+        pen.paint(BOLD, &change.address.to_string()),
         wording(change.action)
     );
     for note in notes(change) {
@@ -604,7 +604,7 @@ fn indented(text: &str, indent: usize) -> String {
 fn human_error(error: &PlanError, pen: Pen) -> String {
     let mut out = format!("{} ", pen.paint(RED_BOLD, "error:"));
     if let Some(address) = &error.address {
-        out.push_str(&pen.paint(BOLD, address));
+        out.push_str(&pen.paint(BOLD, &address.to_string()));
         out.push_str(": ");
     }
     out.push_str(&indented(&error.message, 2));
@@ -845,8 +845,8 @@ fn markdown_change(change: &Change) -> String {
     let mut out = format!(
         "<details><summary><code>{}</code> <b>{}</b> <i>({})</i> {}</summary>\n\n",
         html(change.action.symbol()),
-        html(&change.address),
-        html(&change.resource_type),
+        html(&change.address.to_string()),
+        html(change.resource_type.as_str()),
         wording(change.action)
     );
     for note in notes(change) {
@@ -862,7 +862,11 @@ fn markdown_change(change: &Change) -> String {
 pub fn markdown(plan: &Plan) -> String {
     let mut sections: Vec<String> = vec![format!("### wiform plan: {}\n", code_cell(&plan.stack))];
     if !plan.targets.is_empty() {
-        let targets: Vec<String> = plan.targets.iter().map(|t| code_cell(t)).collect();
+        let targets: Vec<String> = plan
+            .targets
+            .iter()
+            .map(|t| code_cell(&t.to_string()))
+            .collect();
         sections.push(format!(
             "> Only these resources, and what they depend on, were planned (`--target`): {}\n",
             targets.join(", ")
@@ -886,8 +890,8 @@ pub fn markdown(plan: &Plan) -> String {
                 "| {} {} | {} | {} | {} |\n",
                 code_cell(change.action.symbol()),
                 verb(change.action),
-                code_cell(&change.address),
-                code_cell(&change.resource_type),
+                code_cell(&change.address.to_string()),
+                code_cell(change.resource_type.as_str()),
                 cell(&notes(change).join("; "))
             ));
         }
@@ -899,7 +903,7 @@ pub fn markdown(plan: &Plan) -> String {
         for error in &plan.errors {
             errors.push_str("- ");
             if let Some(address) = &error.address {
-                errors.push_str(&format!("{}: ", code_cell(address)));
+                errors.push_str(&format!("{}: ", code_cell(&address.to_string())));
             }
             errors.push_str(&indented(&prose(&error.message), 2));
             errors.push('\n');
@@ -958,8 +962,8 @@ mod tests {
 
     fn change(address: &str, kind: &str, action: Action, fields: Vec<FieldChange>) -> Change {
         Change {
-            address: address.into(),
-            resource_type: kind.into(),
+            address: address.parse().unwrap(),
+            resource_type: kind.parse().unwrap(),
             action,
             reason: None,
             id: None,
@@ -973,7 +977,7 @@ mod tests {
         Plan {
             format_version: FORMAT_VERSION,
             stack: "orders".into(),
-            config_file: "identity.toml".into(),
+            config_file: "identity.toml".parse().unwrap(),
             changes,
             errors,
             targets: Vec::new(),
@@ -1010,7 +1014,7 @@ mod tests {
                 unknown("principal_id", None, true),
             ],
         );
-        identity.depends_on = vec!["resource_group.rg-orders".into()];
+        identity.depends_on = vec!["resource_group.rg-orders".parse().unwrap()];
         let credential = |address: &str, name: &str, issuer: Option<&str>, subject: &str| {
             let mut c = change(
                 address,
@@ -1026,7 +1030,7 @@ mod tests {
                     new("audiences", json!(["api://AzureADTokenExchange"])),
                 ],
             );
-            c.depends_on = vec!["identity.orders-api".into()];
+            c.depends_on = vec!["identity.orders-api".parse().unwrap()];
             c
         };
         let mut staging = credential(
@@ -1055,7 +1059,7 @@ mod tests {
                 gone("condition", None),
             ],
         );
-        role.depends_on = vec!["identity.orders-api".into()];
+        role.depends_on = vec!["identity.orders-api".parse().unwrap()];
         let namespace = change(
             "namespace.prod/orders",
             "namespace",
@@ -1241,7 +1245,7 @@ mod tests {
             ],
             vec![
                 PlanError {
-                    address: Some("identity.billing-worker".into()),
+                    address: Some("identity.billing-worker".parse().unwrap()),
                     message: "could not list the federated credentials of billing-worker: 403 AuthorizationFailed".into(),
                     hint: Some("give the signed-in principal `Managed Identity Contributor` on resource group rg-billing (or `Reader` to plan only)".into()),
                 },
@@ -1554,8 +1558,8 @@ mod tests {
         assert_eq!(s["title"], "wiform plan");
         assert_eq!(s["properties"]["format_version"]["const"], FORMAT_VERSION);
         let mut p = mixed_plan();
-        p.targets = vec!["identity.orders-api".into()];
-        p.changes[1].depends_on = vec!["resource_group.rg-orders".into()];
+        p.targets = vec!["identity.orders-api".parse().unwrap()];
+        p.changes[1].depends_on = vec!["resource_group.rg-orders".parse().unwrap()];
         let document: Value = serde_json::from_str(&json(&p)).unwrap();
         assert_eq!(keys(&document), keys(&s["properties"]));
         let required: BTreeSet<String> = s["required"]

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use futures::future::join_all;
 use wiform::config::federation::IssuerSource;
 use wiform::config::{self, SourceFile};
+use wiform::engine::observe::azure_scope;
 use wiform::graph::{Graph, Resource};
+use wiform::kinds::{aks_cluster, federated_credential, role_assignment};
 use wiform::providers::azure::AzureProvider;
 use wiform::providers::azure::clusters::LiveCluster;
-use wiform::providers::azure::identities::{
-    DesiredIdentity, DesiredIdentityCredential, LiveIdentity,
-};
+use wiform::providers::azure::identities::{DesiredIdentityCredential, LiveIdentity};
 use wiform::providers::azure::observe::AzureObservation;
 use wiform::providers::azure::roles::DesiredRoleAssignment;
 use wiform_sandbox::Options;
@@ -54,12 +54,12 @@ async fn write_all(
         .filter_map(|id| {
             let node = graph.node(id);
             match &node.resource {
-                Resource::Cluster {
+                Resource::Cluster(aks_cluster::Desired {
                     subscription_id,
                     resource_group,
                     name,
                     ..
-                } => observed
+                }) => observed
                     .clusters
                     .values()
                     .find(|c| c.is(subscription_id, resource_group, name))
@@ -70,7 +70,10 @@ async fn write_all(
         .collect();
     // Identities.
     let puts = graph.node_ids().filter_map(|id| {
-        let desired = DesiredIdentity::from_resource(stack, &graph.node(id).resource)?;
+        let Resource::ManagedIdentity(identity) = &graph.node(id).resource else {
+            return None;
+        };
+        let desired = identity.request(stack, BTreeMap::new());
         Some(async move { (id, provider.put_identity(&desired).await.unwrap()) })
     });
     let identities: BTreeMap<_, LiveIdentity> = join_all(puts).await.into_iter().collect();
@@ -86,13 +89,13 @@ async fn write_all(
             continue;
         };
         match &graph.node(id).resource {
-            Resource::FederatedCredential {
+            Resource::FederatedCredential(federated_credential::Desired {
                 name,
                 issuer,
                 subject,
                 audiences,
                 ..
-            } => {
+            }) => {
                 let issuer = match issuer {
                     IssuerSource::Url(url) => url.clone(),
                     IssuerSource::Cluster(key) => clusters[&format!("cluster.{key}")]
@@ -113,11 +116,11 @@ async fn write_all(
                         .unwrap();
                 });
             }
-            Resource::RoleAssignment {
+            Resource::RoleAssignment(role_assignment::Desired {
                 role,
                 scope,
                 condition,
-            } => {
+            }) => {
                 grants.push(async move {
                     let definition = provider.resolve_role(scope, role).await.unwrap();
                     let desired = DesiredRoleAssignment::new(
@@ -158,7 +161,7 @@ async fn observing_the_multi_cluster_example() {
 
     // Nothing of the stack exists yet.
     sbx.clear_log();
-    let empty = provider.observe(&stack, &graph).await;
+    let empty = provider.observe(&stack, &azure_scope(&graph)).await;
     assert!(empty.errors.is_empty(), "{:?}", empty.errors);
     assert!(empty.identities.is_empty());
     assert_eq!(empty.clusters.len(), 2);
@@ -168,7 +171,7 @@ async fn observing_the_multi_cluster_example() {
 
     // Everything exists: the identity, its two credentials, its role assignment.
     sbx.clear_log();
-    let applied = provider.observe(&stack, &graph).await;
+    let applied = provider.observe(&stack, &azure_scope(&graph)).await;
     assert!(applied.errors.is_empty(), "{:?}", applied.errors);
     assert_eq!(applied.identities.len(), 1);
     let identity = applied.identities.values().next().unwrap();
@@ -201,13 +204,13 @@ async fn observing_200_identities_takes_a_list_per_scope_and_one_per_identity() 
         &[("rg-aks", "aks-a"), ("rg-aks", "aks-b")],
     );
     let provider = AzureProvider::new(sbx.admin.clone(), TENANT);
-    let empty = provider.observe(&stack, &graph).await;
+    let empty = provider.observe(&stack, &azure_scope(&graph)).await;
     assert!(empty.errors.is_empty(), "{:?}", empty.errors);
     write_all(&provider, &stack, &graph, &empty).await;
 
     sbx.clear_log();
     let started = std::time::Instant::now();
-    let applied = provider.observe(&stack, &graph).await;
+    let applied = provider.observe(&stack, &azure_scope(&graph)).await;
     let elapsed = started.elapsed();
     assert!(applied.errors.is_empty(), "{:?}", applied.errors);
     assert_eq!(applied.identities.len(), 200);
@@ -242,7 +245,7 @@ async fn observing_200_identities_takes_a_list_per_scope_and_one_per_identity() 
     });
     sbx.clear_log();
     let started = std::time::Instant::now();
-    let slow = provider.observe(&stack, &graph).await;
+    let slow = provider.observe(&stack, &azure_scope(&graph)).await;
     eprintln!(
         "200 identities at 20 ms latency: {} requests in {:?}",
         sbx.api_requests().len(),

@@ -987,8 +987,8 @@ async fn drift_tells_a_change_by_hand_from_a_config_change_on_the_real_server() 
             stack: stack.clone(),
             config_file: "identity.toml".into(),
             changes: vec![Change {
-                address: format!("service_account.test/{ns}/api"),
-                resource_type: "service_account".into(),
+                address: format!("service_account.test/{ns}/api").parse().unwrap(),
+                resource_type: "service_account".parse().unwrap(),
                 action: Action::Update,
                 reason: None,
                 id: Some(format!("{ns}/api")),

@@ -4,22 +4,32 @@
 //! built by hand from ARM-, Graph- and Kubernetes-shaped JSON through the providers' own
 //! constructors, so that the planner sees exactly what `observe` would give it.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use serde::Serialize;
+use serde_json::{Value, json};
 
 use super::*;
+use crate::builtin_roles;
 use crate::config::federation::DEFAULT_AUDIENCE;
 use crate::config::{SourceFile, check};
+use crate::engine::plan::{Action, After, FieldChange};
+use crate::kinds::Resource;
 use crate::ownership::{MANAGED_BY_LABEL, STACK_LABEL};
-use crate::providers::azure::applications::{LiveApplicationCredential, read_app_marker};
+use crate::providers::azure::applications::{self, LiveApplication, read_app_marker};
 use crate::providers::azure::clusters::{LiveCluster, live_cluster};
 use crate::providers::azure::error::{ApiFailure, AzureError};
+use crate::providers::azure::federated::{CredentialParent, LiveCredential};
 use crate::providers::azure::identities::{
-    LiveIdentityCredential, LiveResourceGroup, identity_id, resource_group_id,
+    LiveIdentity, LiveResourceGroup, identity_id, live_credential, resource_group_id,
 };
 use crate::providers::azure::observe::{ObserveError, ResolvedRole};
+use crate::providers::azure::roles::{LiveRoleAssignment, RoleRef};
 use crate::providers::azure::roles::{
     RoleDefinition, assignment_marker, live_assignment_from_json,
 };
+use crate::providers::kube::{CLIENT_ID_ANNOTATION, ClusterObservation, DesiredServiceAccount};
 use crate::providers::kube::{ListVersions, TENANT_ID_ANNOTATION};
 
 // ---------------------------------------------------------------------------------------------
@@ -104,7 +114,7 @@ fn plan_targets(body: &str, observed: &Observed, targets: &[&str]) -> Plan {
         .map(|t| {
             graph
                 .node_ids()
-                .find(|&n| graph.node(n).address.to_string() == *t)
+                .find(|&n| graph.node(n).address == *t)
                 .unwrap_or_else(|| panic!("no {t} in the graph"))
         })
         .collect();
@@ -126,7 +136,9 @@ fn plan_targets(body: &str, observed: &Observed, targets: &[&str]) -> Plan {
 fn as_last_applied(graph: &crate::graph::Graph, observed: &Observed) -> Observed {
     let mut observed = observed.clone();
     for id in graph.node_ids() {
-        if let Resource::Application { display_name } = &graph.node(id).resource {
+        if let Resource::Application(application::Desired { display_name, .. }) =
+            &graph.node(id).resource
+        {
             for app in observed.azure.applications.iter_mut() {
                 if &app.display_name == display_name
                     && app.owner.is_stack(STACK)
@@ -140,9 +152,10 @@ fn as_last_applied(graph: &crate::graph::Graph, observed: &Observed) -> Observed
                 }
             }
         }
-        let Some(desired) = DesiredIdentity::from_resource(STACK, &graph.node(id).resource) else {
+        let Resource::ManagedIdentity(identity) = &graph.node(id).resource else {
             continue;
         };
+        let desired = identity.request(STACK, BTreeMap::new());
         if let Some(live) = observed.azure.identities.get_mut(&desired.key())
             && live.owner.is_stack(STACK)
             && crate::engine::records::record_tags(&live.tags).is_empty()
@@ -181,22 +194,22 @@ impl Plan {
     fn actions(&self) -> Vec<(String, Action)> {
         self.changes
             .iter()
-            .map(|c| (c.address.clone(), c.action))
+            .map(|c| (c.address.to_string(), c.action))
             .collect()
     }
 
     fn error_for(&self, address: &str) -> &PlanError {
         self.errors
             .iter()
-            .find(|e| e.address.as_deref() == Some(address))
+            .find(|e| e.address.as_ref().is_some_and(|a| a == address))
             .unwrap_or_else(|| panic!("no error for {address} in {:#?}", self.errors))
     }
 
-    fn deletes(&self) -> Vec<&str> {
+    fn deletes(&self) -> Vec<String> {
         self.changes
             .iter()
             .filter(|c| c.action == Action::Delete)
-            .map(|c| c.address.as_str())
+            .map(|c| c.address.to_string())
             .collect()
     }
 
@@ -314,17 +327,15 @@ fn managed(name: &str, location: &str, mark: Mark, tags: &[(&str, &str)]) -> Liv
     .unwrap()
 }
 
-fn credential(
-    identity: &LiveIdentity,
-    name: &str,
-    issuer: &str,
-    subject: &str,
-) -> LiveIdentityCredential {
-    LiveIdentityCredential::from_arm(&json!({
-        "id": format!("{}/federatedIdentityCredentials/{name}", identity.id),
-        "name": format!("{}/{name}", identity.name),
-        "properties": {"issuer": issuer, "subject": subject, "audiences": [DEFAULT_AUDIENCE]},
-    }))
+fn credential(identity: &LiveIdentity, name: &str, issuer: &str, subject: &str) -> LiveCredential {
+    live_credential(
+        &identity.id,
+        &json!({
+            "id": format!("{}/federatedIdentityCredentials/{name}", identity.id),
+            "name": format!("{}/{name}", identity.name),
+            "properties": {"issuer": issuer, "subject": subject, "audiences": [DEFAULT_AUDIENCE]},
+        }),
+    )
     .unwrap()
 }
 
@@ -371,8 +382,10 @@ fn application(
     }
 }
 
-fn app_credential(name: &str, issuer: &str, subject: &str) -> LiveApplicationCredential {
-    LiveApplicationCredential {
+/// A credential of an application (its parent is set by [`Observed::with_application`]).
+fn app_credential(name: &str, issuer: &str, subject: &str) -> LiveCredential {
+    LiveCredential {
+        parent: CredentialParent::Application(String::new()),
         id: format!("fic-{name}"),
         name: name.into(),
         issuer: issuer.into(),
@@ -498,11 +511,7 @@ impl Observed {
     }
 
     /// The identity and its federated credentials (an empty list: it has none).
-    fn with_identity(
-        mut self,
-        identity: LiveIdentity,
-        credentials: Vec<LiveIdentityCredential>,
-    ) -> Self {
+    fn with_identity(mut self, identity: LiveIdentity, credentials: Vec<LiveCredential>) -> Self {
         self.azure
             .identity_credentials
             .insert(identity.key(), credentials);
@@ -515,11 +524,15 @@ impl Observed {
         self
     }
 
-    fn with_application(
-        mut self,
-        app: LiveApplication,
-        credentials: Vec<LiveApplicationCredential>,
-    ) -> Self {
+    fn with_application(mut self, app: LiveApplication, credentials: Vec<LiveCredential>) -> Self {
+        let parent = CredentialParent::Application(app.object_id.clone());
+        let credentials = credentials
+            .into_iter()
+            .map(|c| LiveCredential {
+                parent: parent.clone(),
+                ..c
+            })
+            .collect();
         self.azure
             .application_credentials
             .insert(app.object_id.clone(), credentials);
@@ -634,7 +647,7 @@ fn a_workload_from_nothing_is_created_in_dependency_order() {
     for change in &plan.changes {
         for dependency in &change.depends_on {
             assert!(
-                plan.position(dependency) < plan.position(&change.address),
+                plan.position(&dependency.to_string()) < plan.position(&change.address.to_string()),
                 "{dependency} before {}",
                 change.address
             );

@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use super::AzureProvider;
 use super::client::{Request, Wait};
 use super::error::{AzureError, AzureErrorKind};
+use super::federated::{CredentialParent, LiveCredential};
 use crate::ownership::{Marker, Owner, SPEC_HASH_TAG, STACK_TAG, spec_hash};
 use crate::providers::Deletion;
 
@@ -54,7 +55,7 @@ pub struct DesiredApplication {
     /// The identity's table key.
     pub key: String,
     pub display_name: String,
-    /// What it records of its credentials and role grants (`crate::engine::records`), as
+    /// What it records of its credentials and role grants (see docs/concepts.md), as
     /// `name:value` tags beside the markers.
     pub records: BTreeMap<String, String>,
 }
@@ -158,21 +159,9 @@ impl DesiredApplicationCredential {
     }
 }
 
-/// A federated identity credential of an application, as Graph shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LiveApplicationCredential {
-    /// Lower-case.
-    pub id: String,
-    pub name: String,
-    pub issuer: String,
-    pub subject: String,
-    pub audiences: Vec<String>,
-    pub description: Option<String>,
-}
-
-impl LiveApplicationCredential {
-    /// True when an upsert of `desired` would change nothing. Issuer, subject and audiences are
-    /// compared exactly: Entra matches them against token claims as written.
+impl LiveCredential {
+    /// True when an upsert of `desired` would change nothing. Issuer, subject and audiences
+    /// are compared exactly: Entra matches them against token claims as written.
     pub fn is_up_to_date(&self, desired: &DesiredApplicationCredential) -> bool {
         self.name.eq_ignore_ascii_case(&desired.name)
             && self.issuer == desired.issuer
@@ -355,8 +344,9 @@ struct GraphCredential {
 }
 
 impl GraphCredential {
-    fn into_live(self) -> LiveApplicationCredential {
-        LiveApplicationCredential {
+    fn into_live(self, object_id: &str) -> LiveCredential {
+        LiveCredential {
+            parent: CredentialParent::Application(object_id.to_string()),
             id: self.id.to_ascii_lowercase(),
             name: self.name,
             issuer: self.issuer,
@@ -680,7 +670,7 @@ impl AzureProvider {
     pub async fn list_application_credentials(
         &self,
         object_id: &str,
-    ) -> Result<Vec<LiveApplicationCredential>, AzureError> {
+    ) -> Result<Vec<LiveCredential>, AzureError> {
         let request = Request::graph(
             Method::GET,
             format!("v1.0/applications/{object_id}/federatedIdentityCredentials"),
@@ -689,7 +679,7 @@ impl AzureProvider {
             "list the federated credentials of application {object_id}"
         ));
         let found: Vec<GraphCredential> = self.client.list(&request).await?;
-        Ok(found.into_iter().map(GraphCredential::into_live).collect())
+        Ok(found.into_iter().map(|c| c.into_live(object_id)).collect())
     }
 
     /// Creates or updates a federated identity credential of an application, by name.
@@ -919,8 +909,12 @@ mod tests {
             "description": ""
         }))
         .unwrap();
-        let live = raw.into_live();
+        let live = raw.into_live("app-object");
         assert_eq!(live.id, "ab-cd");
+        assert_eq!(
+            live.parent,
+            CredentialParent::Application("app-object".into())
+        );
         // An empty description is no description.
         assert!(live.is_up_to_date(&wanted));
         let moved = DesiredApplicationCredential {

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use super::AzureProvider;
 use super::client::{Request, Wait};
 use super::error::{AzureError, AzureErrorKind};
-use crate::graph::Resource;
+use super::federated::{CredentialParent, LiveCredential};
 use crate::ownership::{self, Owner, SPEC_HASH_TAG, STACK_TAG};
 use crate::providers::Deletion;
 
@@ -166,25 +166,6 @@ pub struct DesiredResourceGroup {
 }
 
 impl DesiredResourceGroup {
-    /// From a [`Resource::ResourceGroup`] of the graph; `None` for any other resource.
-    pub fn from_resource(stack: &str, resource: &Resource) -> Option<Self> {
-        match resource {
-            Resource::ResourceGroup {
-                subscription_id,
-                name,
-                location,
-                tags,
-            } => Some(DesiredResourceGroup {
-                stack: stack.to_string(),
-                subscription_id: subscription_id.clone(),
-                name: name.clone(),
-                location: location.clone(),
-                tags: tags.clone(),
-            }),
-            _ => None,
-        }
-    }
-
     pub fn id(&self) -> String {
         resource_group_id(&self.subscription_id, &self.name)
     }
@@ -299,35 +280,13 @@ pub struct DesiredIdentity {
     pub location: String,
     /// The user's tags, without markers.
     pub tags: BTreeMap<String, String>,
-    /// What it records of its credentials and role grants (`crate::engine::records`), written
+    /// What it records of its credentials and role grants (see docs/concepts.md), written
     /// as tags beside the markers.
     #[serde(default)]
     pub records: BTreeMap<String, String>,
 }
 
 impl DesiredIdentity {
-    /// From a [`Resource::ManagedIdentity`] of the graph; `None` for any other resource.
-    pub fn from_resource(stack: &str, resource: &Resource) -> Option<Self> {
-        match resource {
-            Resource::ManagedIdentity {
-                subscription_id,
-                resource_group,
-                name,
-                location,
-                tags,
-            } => Some(DesiredIdentity {
-                stack: stack.to_string(),
-                subscription_id: subscription_id.clone(),
-                resource_group: resource_group.clone(),
-                name: name.clone(),
-                location: location.clone(),
-                tags: tags.clone(),
-                records: BTreeMap::new(),
-            }),
-            _ => None,
-        }
-    }
-
     /// With the record tags of its attached objects.
     pub fn with_records(mut self, records: BTreeMap<String, String>) -> Self {
         self.records = records;
@@ -490,45 +449,27 @@ impl DesiredIdentityCredential {
     }
 }
 
-/// A federated identity credential as ARM reports it. Issuer, subject and audiences compare
-/// with case (Entra matches them case-sensitively); the name does not.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LiveIdentityCredential {
-    /// The ARM id as returned.
-    pub id: String,
-    pub name: String,
-    pub issuer: String,
-    pub subject: String,
-    pub audiences: Vec<String>,
-}
-
-impl LiveIdentityCredential {
-    /// From a `FederatedIdentityCredential` of the spec.
-    pub fn from_arm(value: &Value) -> Result<Self, String> {
-        let wire: ArmCredential = serde_json::from_value(value.clone()).map_err(|e| {
-            format!("a federated identity credential is not the documented shape: {e}")
-        })?;
-        // Child resources may report `parent/child` as their name; the FIC's own name is last.
-        let name = wire
-            .name
-            .rsplit('/')
-            .next()
-            .unwrap_or(&wire.name)
-            .to_string();
-        Ok(LiveIdentityCredential {
-            id: wire.id,
-            name,
-            issuer: wire.properties.issuer,
-            subject: wire.properties.subject.unwrap_or_default(),
-            audiences: wire.properties.audiences,
-        })
-    }
-
-    /// True when this is the credential named `name` (FIC names compare without case, like
-    /// every ARM name).
-    pub fn is_named(&self, name: &str) -> bool {
-        self.name.eq_ignore_ascii_case(name)
-    }
+/// A federated identity credential of a managed identity, from a `FederatedIdentityCredential`
+/// of the spec.
+pub fn live_credential(identity_id: &str, value: &Value) -> Result<LiveCredential, String> {
+    let wire: ArmCredential = serde_json::from_value(value.clone())
+        .map_err(|e| format!("a federated identity credential is not the documented shape: {e}"))?;
+    // Child resources may report `parent/child` as their name; the FIC's own name is last.
+    let name = wire
+        .name
+        .rsplit('/')
+        .next()
+        .unwrap_or(&wire.name)
+        .to_string();
+    Ok(LiveCredential {
+        parent: CredentialParent::ManagedIdentity(identity_id.to_string()),
+        id: wire.id,
+        name,
+        issuer: wire.properties.issuer,
+        subject: wire.properties.subject.unwrap_or_default(),
+        audiences: wire.properties.audiences,
+        description: None,
+    })
 }
 
 #[derive(Deserialize)]
@@ -737,7 +678,7 @@ impl AzureProvider {
     pub async fn list_identity_credentials(
         &self,
         identity_id: &str,
-    ) -> Result<Vec<LiveIdentityCredential>, AzureError> {
+    ) -> Result<Vec<LiveCredential>, AzureError> {
         let action = format!(
             "list federated credentials of managed identity {}",
             identity_label(identity_id)
@@ -751,7 +692,7 @@ impl AzureProvider {
         )
         .action(&action);
         match self.client.list::<Value>(&request).await {
-            Ok(items) => convert_all(&action, items, LiveIdentityCredential::from_arm),
+            Ok(items) => convert_all(&action, items, |item| live_credential(identity_id, item)),
             Err(e) if e.is_not_found() => Ok(Vec::new()),
             Err(e) => Err(e),
         }
@@ -766,7 +707,7 @@ impl AzureProvider {
         &self,
         identity_id: &str,
         desired: &DesiredIdentityCredential,
-    ) -> Result<LiveIdentityCredential, AzureError> {
+    ) -> Result<LiveCredential, AzureError> {
         let identity = identity_label(identity_id);
         let action = format!(
             "create or update federated credential {} of managed identity {identity}",
@@ -793,7 +734,7 @@ impl AzureProvider {
             let _write = self.fic_locks.lock(identity_id).await;
             self.client.send(&request).await?
         };
-        LiveIdentityCredential::from_arm(&response.value())
+        live_credential(identity_id, &response.value())
             .map_err(|m| AzureError::invalid_response(&action, m, response.request_id.clone()))
     }
 
@@ -1038,32 +979,6 @@ mod tests {
     }
 
     #[test]
-    fn desired_state_comes_from_the_graph() {
-        let resource = Resource::ManagedIdentity {
-            subscription_id: SUB.into(),
-            resource_group: "rg".into(),
-            name: "api".into(),
-            location: "westeurope".into(),
-            tags: map(&[("a", "b")]),
-        };
-        let desired = DesiredIdentity::from_resource("s", &resource).unwrap();
-        assert_eq!(desired.label(), "rg/api");
-        assert_eq!(desired.stack, "s");
-        assert!(DesiredResourceGroup::from_resource("s", &resource).is_none());
-        let group = Resource::ResourceGroup {
-            subscription_id: SUB.into(),
-            name: "rg".into(),
-            location: "westeurope".into(),
-            tags: BTreeMap::new(),
-        };
-        assert_eq!(
-            DesiredResourceGroup::from_resource("s", &group).map(|g| g.key()),
-            Some(format!("/subscriptions/{SUB}/resourcegroups/rg"))
-        );
-        assert!(DesiredIdentity::from_resource("s", &group).is_none());
-    }
-
-    #[test]
     fn credentials_convert_both_ways() {
         let desired = DesiredIdentityCredential {
             name: "prod-orders-api".into(),
@@ -1078,14 +993,18 @@ mod tests {
         answer["name"] = json!("api/prod-orders-api");
         answer["type"] =
             json!("Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials");
-        let live = LiveIdentityCredential::from_arm(&answer).unwrap();
+        let live = live_credential("/subscriptions/s/id", &answer).unwrap();
+        assert_eq!(
+            live.parent,
+            CredentialParent::ManagedIdentity("/subscriptions/s/id".into())
+        );
         assert_eq!(live.name, "prod-orders-api");
         assert!(live.is_named("PROD-orders-api"));
         assert_eq!(
             (&live.issuer, &live.subject, &live.audiences),
             (&desired.issuer, &desired.subject, &desired.audiences)
         );
-        assert!(LiveIdentityCredential::from_arm(&json!({"id": "x", "name": "y"})).is_err());
+        assert!(live_credential("/s", &json!({"id": "x", "name": "y"})).is_err());
     }
 
     #[test]

@@ -17,12 +17,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::future::join_all;
 use serde::Serialize;
 
-use super::applications::{LiveApplication, LiveApplicationCredential};
+use super::applications::LiveApplication;
 use super::clusters::LiveCluster;
-use super::identities::{LiveIdentity, LiveIdentityCredential, LiveResourceGroup, arm_key};
-use super::roles::{LiveRoleAssignment, RoleDefinition};
+use super::federated::LiveCredential;
+use super::identities::{LiveIdentity, LiveResourceGroup};
+use super::roles::{LiveRoleAssignment, RoleDefinition, RoleRef};
 use super::{AzureError, AzureProvider};
-use crate::graph::{Graph, Resource, RoleRef};
 
 /// What Azure holds for a stack.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -32,11 +32,11 @@ pub struct AzureObservation {
     /// Managed identities that the config declares or the stack owns, by lower-case ARM id.
     pub identities: BTreeMap<String, LiveIdentity>,
     /// Federated credentials of each identity in `identities`, by the identity's key.
-    pub identity_credentials: BTreeMap<String, Vec<LiveIdentityCredential>>,
+    pub identity_credentials: BTreeMap<String, Vec<LiveCredential>>,
     /// Applications the stack owns, and those with a display name the config declares.
     pub applications: Vec<LiveApplication>,
     /// Federated credentials of each application, by its object id.
-    pub application_credentials: BTreeMap<String, Vec<LiveApplicationCredential>>,
+    pub application_credentials: BTreeMap<String, Vec<LiveCredential>>,
     /// AKS clusters the config declares, by lower-case ARM id.
     pub clusters: BTreeMap<String, LiveCluster>,
     /// Role assignments of the principals in `identities` and `applications`.
@@ -45,6 +45,18 @@ pub struct AzureObservation {
     pub roles: Vec<ResolvedRole>,
     /// What could not be read, and why.
     pub errors: Vec<ObserveError>,
+}
+
+impl AzureObservation {
+    /// The federated credential with this id (compared without case), of an identity or an
+    /// application.
+    pub fn credential(&self, id: &str) -> Option<&LiveCredential> {
+        self.identity_credentials
+            .values()
+            .chain(self.application_credentials.values())
+            .flatten()
+            .find(|c| c.id.eq_ignore_ascii_case(id))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -83,77 +95,26 @@ pub enum Listing {
     ApplicationCredentials(String),
 }
 
-/// What the graph asks to observe.
-#[derive(Debug, Default)]
-struct Wanted {
-    subscriptions: BTreeSet<String>,
-    identity_keys: BTreeSet<String>,
-    cluster_subscriptions: BTreeSet<String>,
-    cluster_keys: BTreeSet<String>,
-    application_names: BTreeSet<String>,
-    roles: BTreeSet<(String, RoleRef)>,
-    scopes: BTreeSet<String>,
-}
-
-fn wanted(graph: &Graph) -> Wanted {
-    let mut w = Wanted::default();
-    // The config's subscription always: what the stack owns there is found (and pruned) even
-    // when the config no longer declares an identity or resource group in it.
-    if !graph.subscription().is_empty() {
-        w.subscriptions
-            .insert(graph.subscription().to_ascii_lowercase());
-    }
-    for id in graph.node_ids() {
-        match &graph.node(id).resource {
-            Resource::ResourceGroup {
-                subscription_id, ..
-            } => {
-                w.subscriptions.insert(subscription_id.to_ascii_lowercase());
-            }
-            Resource::ManagedIdentity {
-                subscription_id,
-                resource_group,
-                name,
-                ..
-            } => {
-                w.subscriptions.insert(subscription_id.to_ascii_lowercase());
-                w.identity_keys
-                    .insert(arm_key(&super::identities::identity_id(
-                        subscription_id,
-                        resource_group,
-                        name,
-                    )));
-            }
-            Resource::Cluster {
-                subscription_id,
-                resource_group,
-                name,
-                ..
-            } => {
-                w.cluster_subscriptions
-                    .insert(subscription_id.to_ascii_lowercase());
-                w.cluster_keys.insert(
-                    format!(
-                        "/subscriptions/{subscription_id}/resourcegroups/{resource_group}/providers/microsoft.containerservice/managedclusters/{name}"
-                    )
-                    .to_ascii_lowercase(),
-                );
-            }
-            Resource::Application { display_name } => {
-                w.application_names.insert(display_name.clone());
-            }
-            Resource::RoleAssignment { role, scope, .. } => {
-                w.scopes.insert(scope.clone());
-                if !matches!(role, RoleRef::Builtin { .. }) {
-                    w.roles.insert((scope.clone(), role.clone()));
-                }
-            }
-            Resource::FederatedCredential { .. }
-            | Resource::Namespace { .. }
-            | Resource::ServiceAccount { .. } => {}
-        }
-    }
-    w
+/// What to observe, in plain terms: the engine builds it from the config's resources, so that
+/// the provider needs to know nothing of the graph.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObserveScope {
+    /// Subscriptions (lower-case ids) whose resource groups, identities and role assignments
+    /// are listed: the config's own always, so that what the stack owns there is found (and
+    /// pruned) even when the config no longer declares an identity or group in it.
+    pub subscriptions: BTreeSet<String>,
+    /// Managed identities the config declares (lower-case ARM ids).
+    pub identity_keys: BTreeSet<String>,
+    /// Subscriptions whose AKS clusters are listed.
+    pub cluster_subscriptions: BTreeSet<String>,
+    /// AKS clusters the config declares (lower-case ARM ids).
+    pub cluster_keys: BTreeSet<String>,
+    /// Display names of the applications the config declares.
+    pub application_names: BTreeSet<String>,
+    /// Roles named by custom name or GUID, to resolve at their scope.
+    pub roles: BTreeSet<(String, RoleRef)>,
+    /// Scopes of role grants (full ARM ids).
+    pub scopes: BTreeSet<String>,
 }
 
 /// `/subscriptions/{s}/…` → `s`, lower-case.
@@ -172,9 +133,8 @@ enum Listed {
 }
 
 impl AzureProvider {
-    /// Observes what Azure holds for `stack` and the resources `graph` declares.
-    pub async fn observe(&self, stack: &str, graph: &Graph) -> AzureObservation {
-        let w = wanted(graph);
+    /// Observes what Azure holds for `stack` within `scope`.
+    pub async fn observe(&self, stack: &str, w: &ObserveScope) -> AzureObservation {
         let mut observation = AzureObservation::default();
 
         // Round 1.

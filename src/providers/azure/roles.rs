@@ -26,7 +26,6 @@ use super::AzureProvider;
 use super::client::{Request, Response, Wait, subscription_of};
 use super::error::{AzureError, AzureErrorKind};
 use crate::builtin_roles;
-use crate::graph::RoleRef;
 use crate::ownership::{self, Marker, Owner};
 use crate::providers::Deletion;
 
@@ -211,6 +210,52 @@ fn odata_string(value: &str) -> String {
 
 fn definitions_path(scope: &str) -> String {
     format!("{scope}/providers/Microsoft.Authorization/roleDefinitions?api-version={API_VERSION}")
+}
+
+/// A role as the config names it, resolved as far as can be done offline.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum RoleRef {
+    /// A built-in role: name and definition GUID known.
+    Builtin { name: String, id: String },
+    /// A role definition GUID not in wiform's built-in table (a custom role).
+    Id { id: String },
+    /// A custom role by name, looked up in the directory at plan time.
+    Name { name: String },
+}
+
+impl RoleRef {
+    /// A role name, a definition GUID, or a role definition id ending in one.
+    pub fn parse(text: &str) -> Self {
+        let text = text.trim();
+        let last = text.rsplit('/').next().unwrap_or(text);
+        if crate::config::names::is_guid(last) {
+            return match builtin_roles::by_id(last) {
+                Some(r) => RoleRef::Builtin {
+                    name: r.name.into(),
+                    id: r.id.into(),
+                },
+                None => RoleRef::Id {
+                    id: last.to_lowercase(),
+                },
+            };
+        }
+        match builtin_roles::by_name(text) {
+            Some(r) => RoleRef::Builtin {
+                name: r.name.into(),
+                id: r.id.into(),
+            },
+            None => RoleRef::Name { name: text.into() },
+        }
+    }
+
+    /// How the role is shown in addresses: its name when known, else its GUID.
+    pub fn display(&self) -> &str {
+        match self {
+            RoleRef::Builtin { name, .. } | RoleRef::Name { name } => name,
+            RoleRef::Id { id } => id,
+        }
+    }
 }
 
 fn scope_label(scope: &str) -> &str {
@@ -856,6 +901,38 @@ impl AzureProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_resolve_offline_when_known() {
+        assert_eq!(
+            RoleRef::parse("reader"),
+            RoleRef::Builtin {
+                name: "Reader".into(),
+                id: "acdd72a7-3385-48ef-bd42-f606fba81ae7".into()
+            }
+        );
+        assert_eq!(
+            RoleRef::parse(
+                "/subscriptions/x/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"
+            ),
+            RoleRef::Builtin {
+                name: "Reader".into(),
+                id: "acdd72a7-3385-48ef-bd42-f606fba81ae7".into()
+            }
+        );
+        assert_eq!(
+            RoleRef::parse("My Custom Role"),
+            RoleRef::Name {
+                name: "My Custom Role".into()
+            }
+        );
+        assert_eq!(
+            RoleRef::parse("11111111-2222-3333-4444-555555555555"),
+            RoleRef::Id {
+                id: "11111111-2222-3333-4444-555555555555".into()
+            }
+        );
+    }
 
     const SUB: &str = "bbbbbbbb-0000-4000-8000-000000000001";
     const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";

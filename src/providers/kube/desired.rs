@@ -1,4 +1,4 @@
-//! Desired Kubernetes objects, built from the graph's resources, and the manifests wiform sends
+//! Desired Kubernetes objects (what the kinds ask for), and the manifests wiform sends
 //! with server-side apply: only the fields wiform manages (name, namespace, labels, annotations).
 //! Pure: no IO.
 
@@ -8,7 +8,6 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
-use crate::graph::Resource;
 use crate::ownership::{self, SPEC_HASH_ANNOTATION};
 
 /// Annotation read by the workload identity webhook: the identity's client id.
@@ -32,14 +31,6 @@ impl DesiredNamespace {
         Self {
             stack: stack.into(),
             name: name.into(),
-        }
-    }
-
-    /// From a [`Resource::Namespace`] of the graph; `None` for any other resource.
-    pub fn from_resource(stack: &str, resource: &Resource) -> Option<Self> {
-        match resource {
-            Resource::Namespace { name } => Some(Self::new(stack, name.clone())),
-            _ => None,
         }
     }
 
@@ -96,31 +87,6 @@ pub struct DesiredServiceAccount {
 }
 
 impl DesiredServiceAccount {
-    /// From a [`Resource::ServiceAccount`] of the graph and the client id of its identity;
-    /// `None` for any other resource.
-    pub fn from_resource(stack: &str, resource: &Resource, client_id: &str) -> Option<Self> {
-        match resource {
-            Resource::ServiceAccount {
-                namespace,
-                name,
-                tenant_id,
-                annotations,
-                labels,
-                token_expiration,
-            } => Some(Self {
-                stack: stack.to_string(),
-                namespace: namespace.clone(),
-                name: name.clone(),
-                client_id: client_id.to_string(),
-                tenant_id: tenant_id.clone(),
-                token_expiration: *token_expiration,
-                labels: labels.clone(),
-                annotations: annotations.clone(),
-            }),
-            _ => None,
-        }
-    }
-
     /// The labels that make up the spec (the config's extra labels), markers excluded.
     fn spec_labels(&self) -> BTreeMap<String, String> {
         self.labels
@@ -309,35 +275,5 @@ mod tests {
             ns.spec_hash(),
             DesiredNamespace::new("orders", "team-b").spec_hash()
         );
-    }
-
-    #[test]
-    fn built_from_graph_resources() {
-        let resource = Resource::ServiceAccount {
-            namespace: "orders".into(),
-            name: "api".into(),
-            tenant_id: "t".into(),
-            annotations: BTreeMap::new(),
-            labels: BTreeMap::new(),
-            token_expiration: None,
-        };
-        let sa = DesiredServiceAccount::from_resource("s", &resource, "c").unwrap();
-        assert_eq!(
-            (
-                sa.namespace.as_str(),
-                sa.name.as_str(),
-                sa.client_id.as_str()
-            ),
-            ("orders", "api", "c")
-        );
-        assert!(DesiredNamespace::from_resource("s", &resource).is_none());
-        let ns = Resource::Namespace {
-            name: "orders".into(),
-        };
-        assert_eq!(
-            DesiredNamespace::from_resource("s", &ns),
-            Some(DesiredNamespace::new("s", "orders"))
-        );
-        assert!(DesiredServiceAccount::from_resource("s", &ns, "c").is_none());
     }
 }

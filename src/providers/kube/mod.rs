@@ -11,6 +11,8 @@ pub mod cluster;
 pub mod connect;
 pub mod desired;
 pub mod error;
+#[cfg(test)]
+pub mod fake;
 pub mod live;
 pub mod token;
 

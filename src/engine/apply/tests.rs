@@ -1,0 +1,383 @@
+//! The apply walk against in-memory providers: what starts when, what a failure skips, that
+//! deletes wait for everything else, and that outputs of objects made now reach their
+//! dependents.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::*;
+use crate::config::{SourceFile, check};
+use crate::engine::diff::{self, Input};
+use crate::engine::plan::Plan;
+use crate::kinds::Kind;
+use crate::ownership::{Marker, Owner};
+use crate::providers::azure::clusters::live_cluster;
+use crate::providers::azure::fake::{FakeAzure, client_id_of, principal_id_of};
+use crate::providers::azure::identities::LiveIdentity;
+use crate::providers::azure::observe::AzureObservation;
+use crate::providers::kube::fake::FakeCluster;
+use crate::providers::kube::{ClusterObservation, ListVersions};
+
+const STACK: &str = "shop";
+const SUB: &str = "bbbbbbbb-0000-4000-8000-000000000001";
+const ISSUER: &str = "https://issuer.example/prod/";
+
+const CONFIG: &str = r#"
+version = 1
+name = "shop"
+[azure]
+tenant_id = "aaaaaaaa-0000-4000-8000-000000000001"
+subscription_id = "bbbbbbbb-0000-4000-8000-000000000001"
+location = "westeurope"
+[resource_groups.rg-id]
+[clusters.prod]
+resource_group = "rg-aks"
+name = "aks-prod"
+[identities.api]
+resource_group = "rg-id"
+[identities.worker]
+resource_group = "rg-id"
+[[service_accounts]]
+cluster = "prod"
+namespace = "orders"
+name = "api"
+identity = "api"
+[[service_accounts]]
+cluster = "prod"
+namespace = "orders"
+name = "worker"
+identity = "worker"
+[[role_grants]]
+identity = "api"
+role = "Reader"
+scope = "resourceGroups/rg-id"
+"#;
+
+fn graph(text: &str) -> Graph {
+    let checked = check(SourceFile {
+        name: "identity.toml".into(),
+        text: text.into(),
+    });
+    Graph::build(&checked.config.expect("valid config"))
+}
+
+/// Azure holds the AKS cluster `prod` (issuer and workload identity on), and `extra`.
+fn azure(extra: impl FnOnce(&mut AzureObservation)) -> AzureObservation {
+    let cluster = live_cluster(&json!({
+        "id": format!("/subscriptions/{SUB}/resourcegroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-prod"),
+        "location": "westeurope",
+        "properties": {
+            "provisioningState": "Succeeded",
+            "oidcIssuerProfile": {"enabled": true, "issuerURL": ISSUER},
+            "securityProfile": {"workloadIdentity": {"enabled": true}},
+        },
+    }))
+    .unwrap();
+    let mut observation = AzureObservation::default();
+    observation
+        .clusters
+        .insert(cluster.id.to_ascii_lowercase(), cluster);
+    extra(&mut observation);
+    observation
+}
+
+struct Run {
+    plan: Plan,
+    azure: FakeAzure,
+    clusters: BTreeMap<String, Result<FakeCluster, ClusterFailure>>,
+    observed: Observed,
+    graph: Graph,
+}
+
+impl Run {
+    fn new(config: &str, observation: AzureObservation) -> Self {
+        let graph = graph(config);
+        let kube = ClusterObservation::assemble(
+            "prod",
+            STACK,
+            &[],
+            &[],
+            Vec::new(),
+            ListVersions::default(),
+        );
+        let observed = Observed {
+            azure: observation.clone(),
+            clusters: BTreeMap::from([("prod".to_string(), Ok(kube))]),
+        };
+        let plan = diff::plan(
+            Input {
+                stack: STACK,
+                config_file: "identity.toml",
+                graph: &graph,
+                targets: &[],
+            },
+            &observed,
+        );
+        assert!(plan.errors.is_empty(), "{:#?}", plan.errors);
+        Run {
+            plan,
+            azure: FakeAzure::new(observation),
+            clusters: BTreeMap::from([("prod".to_string(), Ok(FakeCluster::new("prod")))]),
+            observed,
+            graph,
+        }
+    }
+
+    async fn apply(&self, options: Options) -> Report {
+        apply_with(
+            &self.plan,
+            &self.graph,
+            &self.observed,
+            &self.azure,
+            &self.clusters,
+            STACK,
+            options,
+        )
+        .await
+    }
+
+    fn kube_calls(&self) -> Vec<String> {
+        match &self.clusters["prod"] {
+            Ok(cluster) => cluster.calls(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn outcome(report: &Report, address: &str) -> Outcome {
+        report
+            .outcomes
+            .iter()
+            .find(|(a, _)| a == address)
+            .map(|(_, o)| o.clone())
+            .unwrap_or_else(|| panic!("no outcome for {address}: {:#?}", report.outcomes))
+    }
+}
+
+fn position(calls: &[String], prefix: &str) -> usize {
+    calls
+        .iter()
+        .position(|c| c.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no call {prefix} in {calls:#?}"))
+}
+
+#[tokio::test]
+async fn every_change_starts_after_what_it_needs() {
+    let run = Run::new(CONFIG, azure(|_| {}));
+    let report = run.apply(Options::default()).await;
+    assert!(report.is_success(), "{:#?}", report.outcomes);
+    let azure = run.azure.calls();
+    assert!(position(&azure, "put_resource_group rg-id") < position(&azure, "put_identity api"));
+    assert!(
+        position(&azure, "put_identity api")
+            < position(&azure, "put_identity_credential prod-orders-api")
+    );
+    assert!(position(&azure, "put_identity api") < position(&azure, "put_role_assignment"));
+    let kube = run.kube_calls();
+    assert!(
+        position(&kube, "apply_namespace orders")
+            < position(&kube, "apply_service_account orders/api")
+    );
+    // Nothing in the cluster needed writing.
+    assert!(
+        !azure
+            .iter()
+            .any(|c| c.starts_with("enable_workload_identity"))
+    );
+    // Every planned change has its outcome.
+    let changes = run
+        .plan
+        .changes
+        .iter()
+        .filter(|c| c.action.is_change())
+        .count();
+    assert_eq!(report.outcomes.len(), run.plan.changes.len());
+    assert_eq!(
+        report
+            .outcomes
+            .iter()
+            .filter(|(_, o)| *o == Outcome::Applied)
+            .count(),
+        changes
+    );
+}
+
+#[tokio::test]
+async fn outputs_of_objects_made_now_reach_their_dependents() {
+    let run = Run::new(CONFIG, azure(|_| {}));
+    run.apply(Options::default()).await;
+    let kube = run.kube_calls();
+    assert!(
+        kube.contains(&format!(
+            "apply_service_account orders/api client_id={}",
+            client_id_of("api")
+        )),
+        "{kube:#?}"
+    );
+    assert!(kube.contains(&format!(
+        "apply_service_account orders/worker client_id={}",
+        client_id_of("worker")
+    )));
+    let azure = run.azure.calls();
+    assert!(
+        azure.iter().any(|c| c.starts_with(&format!(
+            "put_role_assignment principal={}",
+            principal_id_of("api")
+        ))),
+        "{azure:#?}"
+    );
+    // The cluster's issuer, known from the plan, reaches the credential.
+    assert!(azure.contains(&format!(
+        "put_identity_credential prod-orders-api issuer={ISSUER} subject=system:serviceaccount:orders:api"
+    )));
+}
+
+#[tokio::test]
+async fn a_failure_skips_its_dependents_and_nothing_else() {
+    let run = Run::new(CONFIG, azure(|_| {}));
+    run.azure.fail("put_identity api");
+    let report = run.apply(Options::default()).await;
+    assert!(!report.is_success());
+    assert!(matches!(
+        Run::outcome(&report, "identity.api"),
+        Outcome::Failed { ref message, .. } if message.contains("the fake refuses")
+    ));
+    for dependent in [
+        "federated_credential.api/prod:orders/api",
+        "service_account.prod/orders/api",
+        &format!("role_grant.api[\"Reader\" @ /subscriptions/{SUB}/resourceGroups/rg-id]"),
+    ] {
+        assert_eq!(
+            Run::outcome(&report, dependent),
+            Outcome::Skipped {
+                because: "identity.api".parse().unwrap()
+            },
+            "{dependent}"
+        );
+    }
+    // The other identity and what hangs on it went ahead.
+    for independent in [
+        "identity.worker",
+        "federated_credential.worker/prod:orders/worker",
+        "service_account.prod/orders/worker",
+        "namespace.prod/orders",
+        "resource_group.rg-id",
+    ] {
+        assert_eq!(
+            Run::outcome(&report, independent),
+            Outcome::Applied,
+            "{independent}"
+        );
+    }
+    let azure = run.azure.calls();
+    assert!(
+        !azure.iter().any(|c| c.contains("prod-orders-api")),
+        "{azure:#?}"
+    );
+    assert!(!azure.iter().any(|c| c.starts_with("put_role_assignment")));
+}
+
+/// An identity the stack owns that the config no longer names, with a credential.
+fn with_orphan(observation: &mut AzureObservation) {
+    let old = LiveIdentity {
+        id: format!(
+            "/subscriptions/{SUB}/resourcegroups/rg-id/providers/Microsoft.ManagedIdentity/userAssignedIdentities/old"
+        ),
+        subscription_id: SUB.into(),
+        resource_group: "rg-id".into(),
+        name: "old".into(),
+        location: "westeurope".into(),
+        tags: BTreeMap::new(),
+        owner: Owner::Stack(Marker {
+            stack: STACK.into(),
+            spec_hash: None,
+        }),
+        client_id: "client-old".into(),
+        principal_id: "principal-old".into(),
+        tenant_id: "tenant".into(),
+    };
+    let credential = crate::providers::azure::federated::LiveCredential {
+        parent: crate::providers::azure::federated::CredentialParent::ManagedIdentity(
+            old.id.clone(),
+        ),
+        id: format!("{}/federatedIdentityCredentials/old-fic", old.id),
+        name: "old-fic".into(),
+        issuer: ISSUER.into(),
+        subject: "system:serviceaccount:orders:old".into(),
+        audiences: vec!["api://AzureADTokenExchange".into()],
+        description: None,
+    };
+    observation
+        .identity_credentials
+        .insert(old.key(), vec![credential]);
+    observation.identities.insert(old.key(), old);
+}
+
+#[tokio::test]
+async fn deletes_wait_for_every_other_change_and_go_dependents_first() {
+    let run = Run::new(CONFIG, azure(with_orphan));
+    let deletes: Vec<Kind> = run
+        .plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .map(|c| c.resource_type)
+        .collect();
+    assert_eq!(deletes, [Kind::FederatedCredential, Kind::ManagedIdentity]);
+    let report = run.apply(Options::default()).await;
+    assert!(report.is_success(), "{:#?}", report.outcomes);
+    let azure = run.azure.calls();
+    let first_delete = position(&azure, "delete_");
+    let last_write = azure.iter().rposition(|c| c.starts_with("put_")).unwrap();
+    assert!(last_write < first_delete, "{azure:#?}");
+    // The credential goes before its identity, found by its parent (no id parsing).
+    assert!(
+        position(&azure, "delete_identity_credential old-fic")
+            < position(&azure, "delete_identity old")
+    );
+}
+
+#[tokio::test]
+async fn a_stop_starts_nothing_more() {
+    let run = Run::new(CONFIG, azure(with_orphan));
+    let stop = Arc::new(AtomicBool::new(true));
+    let report = run
+        .apply(Options {
+            stop: Some(stop),
+            progress: None,
+        })
+        .await;
+    assert!(report.interrupted);
+    assert!(run.azure.calls().is_empty());
+    assert!(run.kube_calls().is_empty());
+}
+
+#[tokio::test]
+async fn progress_tells_every_change_that_starts_and_ends() {
+    let run = Run::new(CONFIG, azure(|_| {}));
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = events.clone();
+    run.apply(Options {
+        stop: None,
+        progress: Some(Arc::new(move |p: &Progress| {
+            sink.lock().unwrap().push(p.clone())
+        })),
+    })
+    .await;
+    let events = events.lock().unwrap();
+    let started = events
+        .iter()
+        .filter(|e| matches!(e, Progress::Started { .. }))
+        .count();
+    let finished = events
+        .iter()
+        .filter(|e| matches!(e, Progress::Finished { .. }))
+        .count();
+    let changes = run
+        .plan
+        .changes
+        .iter()
+        .filter(|c| c.action.is_change())
+        .count();
+    assert_eq!((started, finished), (changes, changes));
+}
