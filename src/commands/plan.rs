@@ -8,6 +8,7 @@ use crate::config::model::Config;
 use crate::engine::diff::{self, ClusterFailure, Input, Observed};
 use crate::engine::observe::{self, Reach};
 use crate::engine::plan::Plan;
+use crate::error::Explain;
 use crate::exit::ExitStatus;
 use crate::graph::{Graph, NodeId};
 use crate::providers::azure::credential::{

@@ -22,6 +22,7 @@ use crate::address::{Address, CredentialKey};
 use crate::builtin_roles;
 use crate::config::federation::IssuerSource;
 use crate::config::model::IdentityKind;
+use crate::error::Explain;
 use crate::graph::{Graph, Output, Resource, RoleRef};
 use crate::ownership::{self, Owner};
 use crate::providers::azure::applications::{self, LiveApplication};
@@ -147,7 +148,7 @@ pub fn plan(input: Input<'_>, observed: &Observed) -> Plan {
         failed.insert(e.listing.clone());
         errors.push(PlanError {
             address: None,
-            message: format!("could not read {}: {}", e.what, error_text(&e.error)),
+            message: format!("could not read {}: {}", e.what, e.error.message()),
             hint: e.error.hint(),
         });
     }
@@ -221,15 +222,6 @@ fn selection(graph: &Graph, targets: &[NodeIndex]) -> Option<BTreeSet<NodeIndex>
         }
     }
     Some(selected)
-}
-
-fn error_text(error: &crate::providers::azure::AzureError) -> String {
-    // The hint goes in its own field.
-    let text = error.to_string();
-    match text.split_once("\n  hint: ") {
-        Some((head, _)) => head.to_string(),
-        None => text,
-    }
 }
 
 fn hash_of<T: Serialize>(live: Option<&T>) -> String {

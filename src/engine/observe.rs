@@ -8,6 +8,7 @@ use futures::future::join_all;
 
 use super::diff::{ClusterFailure, Observed};
 use crate::config::model::Config;
+use crate::error::Explain;
 use crate::graph::{Graph, Resource};
 use crate::providers::azure::AzureProvider;
 use crate::providers::kube::{ClusterApi, KubeCluster, KubeError, KubeconfigSource};
@@ -56,10 +57,20 @@ pub fn reach(config: &Config, base_dir: &Path) -> BTreeMap<String, Reach> {
         .collect()
 }
 
+impl Explain for ClusterFailure {
+    fn message(&self) -> String {
+        self.message.clone()
+    }
+
+    fn hint(&self) -> Option<String> {
+        self.hint.clone()
+    }
+}
+
 pub fn kube_failure(error: &KubeError) -> ClusterFailure {
     ClusterFailure {
-        message: error.to_string(),
-        hint: miette::Diagnostic::help(error).map(|h| h.to_string()),
+        message: error.message(),
+        hint: error.hint(),
     }
 }
 
