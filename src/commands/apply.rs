@@ -3,10 +3,12 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
-use super::plan::{AzureSettings, Connected, Planned, connect, make_plan, runtime};
 use super::progress::Display;
+use super::session::{
+    AzureSettings, Connected, Planned, connect, fail, make_plan, runtime, watch_interrupts,
+};
 use super::{Printer, Verbosity, load_config};
 use crate::engine::apply::{self, Outcome, Report};
 use crate::engine::plan::{Action, Plan};
@@ -24,14 +26,6 @@ pub struct ApplySettings {
     pub plan_file: Option<PathBuf>,
     pub azure: AzureSettings,
     pub auto_approve: bool,
-}
-
-fn fail(printer: &Printer, message: &str, hint: Option<&str>) -> ExitStatus {
-    printer.err(&format!("error: {message}\n"));
-    if let Some(hint) = hint {
-        printer.err(&format!("  hint: {hint}\n"));
-    }
-    ExitStatus::Failure
 }
 
 /// Asks on the terminal; anything but `yes` declines.
@@ -159,37 +153,6 @@ struct Run<'a> {
     targets: &'a [crate::graph::NodeId],
     saved: Option<&'a Plan>,
     display: Arc<Display>,
-}
-
-/// Ctrl-C (or SIGTERM) once: stop starting changes and let those in flight finish; twice: abort.
-fn watch_interrupts(stop: Arc<AtomicBool>, display: Arc<Display>) {
-    tokio::spawn(async move {
-        loop {
-            interrupted().await;
-            if stop.swap(true, Ordering::SeqCst) {
-                display.finish();
-                eprintln!(
-                    "\nAborted. Objects being written may be half-done; run apply again to converge."
-                );
-                std::process::exit(130);
-            }
-            display.message("\nInterrupt received: finishing the changes in flight, starting no more. Press Ctrl-C again to abort.");
-        }
-    });
-}
-
-async fn interrupted() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn apply_connected(

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use super::Printer;
-use super::plan::{AzureSettings, PlanFormat, fail, with_plan};
+use super::session::{AzureSettings, fail, with_plan};
+use super::{PlanFormat, Printer};
 use crate::engine::drift::{self, Verdict};
 use crate::exit::ExitStatus;
 use crate::render;

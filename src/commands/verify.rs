@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use super::Printer;
-use super::plan::{AzureSettings, PlanFormat, with_plan};
+use super::session::{AzureSettings, with_plan};
+use super::{PlanFormat, Printer};
 use crate::engine::verify::{VerifyInput, verify};
 use crate::exit::ExitStatus;
 use crate::render;
