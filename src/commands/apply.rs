@@ -7,7 +7,8 @@ use std::sync::atomic::AtomicBool;
 
 use super::progress::Display;
 use super::session::{
-    AzureSettings, Connected, Planned, connect, fail, make_plan, runtime, watch_interrupts,
+    AzureSettings, Connected, Planned, connect, fail, fail_with, make_plan, runtime,
+    watch_interrupts,
 };
 use super::{Printer, Verbosity, load_config};
 use crate::engine::apply::{self, Outcome, Report};
@@ -122,7 +123,7 @@ pub fn run(printer: &Printer, settings: &ApplySettings) -> ExitStatus {
         .await
         {
             Ok(c) => c,
-            Err((message, hint)) => return fail(printer, &message, hint.as_deref()),
+            Err(e) => return fail_with(printer, &e),
         };
         let status = apply_connected(
             printer,

@@ -17,11 +17,13 @@ use crate::error::Explain;
 use crate::exit::ExitStatus;
 use crate::graph::{Graph, NodeId};
 use crate::providers::azure::credential::{
-    AuthMethod, CredentialSettings, Environment, credential,
+    AuthMethod, CredentialError, CredentialSettings, Environment, credential,
 };
-use crate::providers::azure::{AzureClient, AzureProvider, ClientOptions, Endpoints, EventSink};
+use crate::providers::azure::{
+    AzureClient, AzureError, AzureProvider, ClientOptions, Endpoints, EventSink,
+};
 use crate::providers::kube::KubeCluster;
-use crate::sandbox_session::{self, SandboxSession};
+use crate::sandbox_session::{self, SandboxError, SandboxSession};
 
 /// Where Azure is and who wiform is there.
 #[derive(Debug, Clone)]
@@ -39,6 +41,11 @@ pub(crate) fn fail(printer: &Printer, message: &str, hint: Option<&str>) -> Exit
         printer.err(&format!("  hint: {hint}\n"));
     }
     ExitStatus::Failure
+}
+
+/// Prints an error that explains itself, and fails.
+pub(crate) fn fail_with(printer: &Printer, error: &impl Explain) -> ExitStatus {
+    fail(printer, &error.message(), error.hint().as_deref())
 }
 
 /// The runtime a command's async work runs on.
@@ -88,6 +95,47 @@ pub struct Connected {
     pub sandbox: Option<SandboxSession>,
 }
 
+/// Why a command cannot reach Azure (or the sandbox).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The sandbox cannot be opened, does not fit the config, or cannot be preloaded.
+    #[error(transparent)]
+    Sandbox(SandboxError),
+    /// `[azure].cloud` cannot be used.
+    #[error("[azure].cloud: {0}")]
+    Cloud(String),
+    /// No credential can be set up (nothing has been asked of Entra yet).
+    #[error(transparent)]
+    Credential(CredentialError),
+    /// The Azure client cannot be built (its HTTP client, the CA it trusts).
+    #[error(transparent)]
+    Client(AzureError),
+}
+
+impl Explain for ConnectError {
+    fn message(&self) -> String {
+        match self {
+            ConnectError::Sandbox(e) => e.message(),
+            ConnectError::Cloud(_) => self.to_string(),
+            ConnectError::Credential(e) => e.message(),
+            // The whole text, hint line included, with the hint again below it: what the CLI
+            // has always printed for this error.
+            ConnectError::Client(e) => e.to_string(),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            ConnectError::Sandbox(e) => e.hint(),
+            ConnectError::Cloud(_) => None,
+            ConnectError::Credential(_) => Some(
+                "--sandbox runs against the built-in emulator without any Azure credential".into(),
+            ),
+            ConnectError::Client(e) => e.hint(),
+        }
+    }
+}
+
 /// Signs in and finds the clusters: against Azure, or (`--sandbox`) against the emulator,
 /// preloaded with what the config references. Only endpoints, trusted CA and the credential's
 /// source differ between the two.
@@ -98,7 +146,7 @@ pub async fn connect(
     config_path: &Path,
     settings: &AzureSettings,
     events: Option<EventSink>,
-) -> Result<Connected, (String, Option<String>)> {
+) -> Result<Connected, ConnectError> {
     let base_dir = config_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -108,17 +156,17 @@ pub async fn connect(
         Some(state_dir) => {
             let session = sandbox_session::open(state_dir)
                 .await
-                .map_err(|e| (e.to_string(), None))?;
+                .map_err(ConnectError::Sandbox)?;
             for warning in &session.warnings {
                 printer.err(&format!("warning: {warning}\n"));
             }
             session
                 .check_config(config)
-                .map_err(|e| (e.to_string(), None))?;
+                .map_err(ConnectError::Sandbox)?;
             let preloaded = session
                 .preload(&config.name.value, graph)
                 .await
-                .map_err(|e| (e.to_string(), None))?;
+                .map_err(ConnectError::Sandbox)?;
             if let Some(text) = preloaded.describe()
                 && printer.verbosity != Verbosity::Quiet
             {
@@ -130,7 +178,7 @@ pub async fn connect(
             let standalone = session
                 .standalone_kubeconfig()
                 .await
-                .map_err(|e| (e.to_string(), None))?;
+                .map_err(ConnectError::Sandbox)?;
             for (key, cluster) in config.clusters.iter() {
                 let how = match (&cluster.resource_group, &cluster.name) {
                     (Some(rg), Some(name)) => Reach::AksUser {
@@ -160,7 +208,7 @@ pub async fn connect(
         }
         None => {
             let endpoints = Endpoints::from_config(config.azure.cloud.as_ref().map(|c| &c.value))
-                .map_err(|e| (format!("[azure].cloud: {e}"), None))?;
+                .map_err(ConnectError::Cloud)?;
             let credential_settings = CredentialSettings {
                 method: settings.auth,
                 tenant_id: config.azure.tenant_id.value.clone(),
@@ -170,14 +218,7 @@ pub async fn connect(
             (endpoints, credential_settings, None)
         }
     };
-    let token_source = credential(&credential_settings).map_err(|e| {
-        (
-            e.to_string(),
-            Some(
-                "--sandbox runs against the built-in emulator without any Azure credential".into(),
-            ),
-        )
-    })?;
+    let token_source = credential(&credential_settings).map_err(ConnectError::Credential)?;
     let client = AzureClient::new(
         endpoints,
         token_source,
@@ -186,7 +227,7 @@ pub async fn connect(
             ..ClientOptions::default()
         },
     )
-    .map_err(|e| (e.to_string(), e.hint()))?;
+    .map_err(ConnectError::Client)?;
     let client = match events {
         Some(sink) => client.with_events(sink),
         None => client,
@@ -261,9 +302,9 @@ pub(crate) fn with_plan<R>(
         if let Some(session) = connected.sandbox {
             session.close().await;
         }
-        Ok::<_, (String, Option<String>)>(outcome)
+        Ok::<_, ConnectError>(outcome)
     });
-    outcome.map_err(|(message, hint)| fail(printer, &message, hint.as_deref()))
+    outcome.map_err(|e| fail_with(printer, &e))
 }
 
 /// Ctrl-C (or SIGTERM) once: stop starting changes and let those in flight finish; twice: abort.
