@@ -7,10 +7,10 @@ use std::sync::atomic::AtomicBool;
 
 use super::progress::Display;
 use super::session::{
-    AzureSettings, Connected, Planned, connect, fail, fail_with, make_plan, runtime,
-    watch_interrupts,
+    AzureSettings, Connected, Planned, Targets, fail, watch_interrupts, with_plan,
 };
-use super::{Printer, Verbosity, load_config};
+use super::{Printer, Verbosity};
+use crate::config::model::Config;
 use crate::engine::apply::{self, Outcome, Report};
 use crate::engine::plan::{Action, Plan};
 use crate::exit::ExitStatus;
@@ -89,84 +89,53 @@ pub fn run(printer: &Printer, settings: &ApplySettings) -> ExitStatus {
     let file = saved
         .as_ref()
         .map_or_else(|| settings.file.clone(), |p| PathBuf::from(&p.config_file));
-    let Some(checked) = load_config(printer, &file) else {
-        return ExitStatus::Failure;
-    };
-    let Some(config) = &checked.config else {
-        return ExitStatus::Failure;
-    };
-    let graph = Graph::build(config);
     let targets = match &saved {
-        None => Vec::new(),
-        Some(plan) => graph
-            .node_ids()
-            .filter(|id| plan.targets.contains(&graph.node(*id).address.to_string()))
-            .collect(),
-    };
-    let runtime = match runtime() {
-        Ok(r) => r,
-        Err(e) => return fail(printer, &e, None),
+        None => Targets::Named(&[]),
+        Some(plan) => Targets::Saved(&plan.targets),
     };
     let live = std::io::stderr().is_terminal() && !settings.plain_progress;
     let display = Arc::new(Display::new(live, printer.verbosity == Verbosity::Quiet));
     let events_display = display.clone();
     let events: EventSink = Arc::new(move |e: &Event| events_display.event(e));
-    runtime.block_on(async {
-        let connected: Connected = match connect(
-            printer,
-            config,
-            &graph,
-            &file,
-            &settings.azure,
-            Some(events),
-        )
-        .await
-        {
-            Ok(c) => c,
-            Err(e) => return fail_with(printer, &e),
-        };
-        let status = apply_connected(
-            printer,
-            settings,
-            &connected,
-            Run {
+    with_plan(
+        printer,
+        &file,
+        &settings.azure,
+        targets,
+        Some(events),
+        async |connected, config, graph, planned| {
+            let run = Run {
+                connected,
                 config,
-                graph: &graph,
-                file: &file,
-                targets: &targets,
+                graph,
                 saved: saved.as_ref(),
                 display: display.clone(),
-            },
-        )
-        .await;
-        if let Some(session) = connected.sandbox {
-            session.close().await;
-        }
-        status
-    })
+            };
+            apply_planned(printer, settings, run, planned).await
+        },
+    )
+    .unwrap_or_else(|status| status)
 }
 
 /// What one apply works on.
 struct Run<'a> {
-    config: &'a crate::config::model::Config,
+    connected: &'a Connected,
+    config: &'a Config,
     graph: &'a Graph,
-    file: &'a std::path::Path,
-    targets: &'a [crate::graph::NodeId],
     saved: Option<&'a Plan>,
     display: Arc<Display>,
 }
 
-async fn apply_connected(
+async fn apply_planned(
     printer: &Printer,
     settings: &ApplySettings,
-    connected: &Connected,
     run: Run<'_>,
+    planned: Planned,
 ) -> ExitStatus {
     let Run {
+        connected,
         config,
         graph,
-        file,
-        targets,
         saved,
         display,
     } = run;
@@ -174,14 +143,7 @@ async fn apply_connected(
         plan,
         observed,
         clusters,
-    } = make_plan(
-        connected,
-        config,
-        graph,
-        &file.display().to_string(),
-        targets,
-    )
-    .await;
+    } = planned;
     if let Some(saved) = saved
         && (saved.fingerprint != plan.fingerprint || saved.changes != plan.changes)
     {

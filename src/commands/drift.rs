@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::session::{AzureSettings, fail, with_plan};
+use super::session::{AzureSettings, Targets, fail, with_plan};
 use super::{PlanFormat, Printer};
 use crate::engine::drift::{self, Verdict};
 use crate::exit::ExitStatus;
@@ -24,7 +24,8 @@ pub fn run(printer: &Printer, settings: &DriftSettings) -> ExitStatus {
         printer,
         &settings.file,
         &settings.azure,
-        &settings.targets,
+        Targets::Named(&settings.targets),
+        None,
         async |_, _, graph, planned| drift::classify(&planned.plan, &planned.observed, graph),
     ) {
         Ok(report) => report,

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::session::{AzureSettings, fail, with_plan};
+use super::session::{AzureSettings, Targets, fail, with_plan};
 use super::{PlanFormat, Printer, Verbosity};
 use crate::exit::ExitStatus;
 use crate::render;
@@ -22,7 +22,8 @@ pub fn run(printer: &Printer, settings: &PlanSettings) -> ExitStatus {
         printer,
         &settings.file,
         &settings.azure,
-        &settings.targets,
+        Targets::Named(&settings.targets),
+        None,
         async |_, _, _, planned| planned.plan,
     ) {
         Ok(plan) => plan,

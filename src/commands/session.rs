@@ -273,23 +273,49 @@ pub async fn make_plan(
     }
 }
 
+/// The resources a command plans.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Targets<'a> {
+    /// `--target`: each address must name a resource of the config. None: everything.
+    Named(&'a [String]),
+    /// A saved plan's targets: the resources of the config they still name (apply then
+    /// compares the new plan with the saved one).
+    Saved(&'a [String]),
+}
+
+impl Targets<'_> {
+    fn resolve(self, graph: &Graph) -> Result<Vec<NodeId>, String> {
+        match self {
+            Targets::Named(targets) => resolve_targets(graph, targets),
+            Targets::Saved(targets) => Ok(graph
+                .node_ids()
+                .filter(|id| targets.contains(&graph.node(*id).address.to_string()))
+                .collect()),
+        }
+    }
+}
+
 /// Reads the config, connects, observes and diffs once, then runs `then` with the connection
-/// still open (verify needs it): what `plan`, `drift` and `verify` share. `targets` limits the
-/// plan. An error is printed and comes back as the exit status.
+/// still open (apply and verify need it): what `plan`, `apply`, `drift` and `verify` share.
+/// `targets` limits the plan; `events` sees what the Azure client waits for (apply's progress).
+/// An error is printed and comes back as the exit status.
 pub(crate) fn with_plan<R>(
     printer: &Printer,
     file: &Path,
     azure: &AzureSettings,
-    targets: &[String],
+    targets: Targets<'_>,
+    events: Option<EventSink>,
     then: impl AsyncFnOnce(&Connected, &Config, &Graph, Planned) -> R,
 ) -> Result<R, ExitStatus> {
     let checked = load_config(printer, file).ok_or(ExitStatus::Failure)?;
     let config = checked.config.as_ref().ok_or(ExitStatus::Failure)?;
     let graph = Graph::build(config);
-    let targets = resolve_targets(&graph, targets).map_err(|e| fail(printer, &e, None))?;
+    let targets = targets
+        .resolve(&graph)
+        .map_err(|e| fail(printer, &e, None))?;
     let runtime = runtime().map_err(|e| fail(printer, &e, None))?;
     let outcome = runtime.block_on(async {
-        let connected = connect(printer, config, &graph, file, azure, None).await?;
+        let connected = connect(printer, config, &graph, file, azure, events).await?;
         let planned = make_plan(
             &connected,
             config,
