@@ -9,9 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::apply::ApplySettings;
 use crate::commands::drift::DriftSettings;
-use crate::commands::plan::{AzureSettings, PlanFormat, PlanSettings};
+use crate::commands::plan::PlanSettings;
+use crate::commands::session::AzureSettings;
 use crate::commands::verify::VerifySettings;
-use crate::commands::{self, GraphFormat, Printer, Verbosity};
+use crate::commands::{self, GraphFormat, PlanFormat, Printer, Verbosity};
 use crate::providers::azure::credential::AuthMethod;
 
 #[derive(Debug, Parser)]

@@ -110,6 +110,18 @@ pub enum SandboxError {
     },
 }
 
+/// Its hints are still lines of its text (`\nhint: …`, not indented as the CLI prints a hint):
+/// the message is the whole text, so what the CLI prints stays as it was.
+impl crate::error::Explain for SandboxError {
+    fn message(&self) -> String {
+        self.to_string()
+    }
+
+    fn hint(&self) -> Option<String> {
+        None
+    }
+}
+
 /// The sandbox a command talks to, and how to sign in to it. An in-process sandbox runs until
 /// the session is dropped (or [`SandboxSession::close`]d).
 pub struct SandboxSession {

@@ -3,11 +3,14 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
-use super::plan::{AzureSettings, Connected, Planned, connect, make_plan, runtime};
 use super::progress::Display;
-use super::{Printer, Verbosity, load_config};
+use super::session::{
+    AzureSettings, Connected, Planned, Targets, fail, watch_interrupts, with_plan,
+};
+use super::{Printer, Verbosity};
+use crate::config::model::Config;
 use crate::engine::apply::{self, Outcome, Report};
 use crate::engine::plan::{Action, Plan};
 use crate::exit::ExitStatus;
@@ -24,14 +27,6 @@ pub struct ApplySettings {
     pub plan_file: Option<PathBuf>,
     pub azure: AzureSettings,
     pub auto_approve: bool,
-}
-
-fn fail(printer: &Printer, message: &str, hint: Option<&str>) -> ExitStatus {
-    printer.err(&format!("error: {message}\n"));
-    if let Some(hint) = hint {
-        printer.err(&format!("  hint: {hint}\n"));
-    }
-    ExitStatus::Failure
 }
 
 /// Asks on the terminal; anything but `yes` declines.
@@ -94,115 +89,53 @@ pub fn run(printer: &Printer, settings: &ApplySettings) -> ExitStatus {
     let file = saved
         .as_ref()
         .map_or_else(|| settings.file.clone(), |p| PathBuf::from(&p.config_file));
-    let Some(checked) = load_config(printer, &file) else {
-        return ExitStatus::Failure;
-    };
-    let Some(config) = &checked.config else {
-        return ExitStatus::Failure;
-    };
-    let graph = Graph::build(config);
     let targets = match &saved {
-        None => Vec::new(),
-        Some(plan) => graph
-            .node_ids()
-            .filter(|id| plan.targets.contains(&graph.node(*id).address))
-            .collect(),
-    };
-    let runtime = match runtime() {
-        Ok(r) => r,
-        Err(e) => return fail(printer, &e, None),
+        None => Targets::Named(&[]),
+        Some(plan) => Targets::Saved(&plan.targets),
     };
     let live = std::io::stderr().is_terminal() && !settings.plain_progress;
     let display = Arc::new(Display::new(live, printer.verbosity == Verbosity::Quiet));
     let events_display = display.clone();
     let events: EventSink = Arc::new(move |e: &Event| events_display.event(e));
-    runtime.block_on(async {
-        let connected: Connected = match connect(
-            printer,
-            config,
-            &graph,
-            &file,
-            &settings.azure,
-            Some(events),
-        )
-        .await
-        {
-            Ok(c) => c,
-            Err((message, hint)) => return fail(printer, &message, hint.as_deref()),
-        };
-        let status = apply_connected(
-            printer,
-            settings,
-            &connected,
-            Run {
+    with_plan(
+        printer,
+        &file,
+        &settings.azure,
+        targets,
+        Some(events),
+        async |connected, config, graph, planned| {
+            let run = Run {
+                connected,
                 config,
-                graph: &graph,
-                file: &file,
-                targets: &targets,
+                graph,
                 saved: saved.as_ref(),
                 display: display.clone(),
-            },
-        )
-        .await;
-        if let Some(session) = connected.sandbox {
-            session.close().await;
-        }
-        status
-    })
+            };
+            apply_planned(printer, settings, run, planned).await
+        },
+    )
+    .unwrap_or_else(|status| status)
 }
 
 /// What one apply works on.
 struct Run<'a> {
-    config: &'a crate::config::model::Config,
+    connected: &'a Connected,
+    config: &'a Config,
     graph: &'a Graph,
-    file: &'a std::path::Path,
-    targets: &'a [crate::graph::NodeId],
     saved: Option<&'a Plan>,
     display: Arc<Display>,
 }
 
-/// Ctrl-C (or SIGTERM) once: stop starting changes and let those in flight finish; twice: abort.
-fn watch_interrupts(stop: Arc<AtomicBool>, display: Arc<Display>) {
-    tokio::spawn(async move {
-        loop {
-            interrupted().await;
-            if stop.swap(true, Ordering::SeqCst) {
-                display.finish();
-                eprintln!(
-                    "\nAborted. Objects being written may be half-done; run apply again to converge."
-                );
-                std::process::exit(130);
-            }
-            display.message("\nInterrupt received: finishing the changes in flight, starting no more. Press Ctrl-C again to abort.");
-        }
-    });
-}
-
-async fn interrupted() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-async fn apply_connected(
+async fn apply_planned(
     printer: &Printer,
     settings: &ApplySettings,
-    connected: &Connected,
     run: Run<'_>,
+    planned: Planned,
 ) -> ExitStatus {
     let Run {
+        connected,
         config,
         graph,
-        file,
-        targets,
         saved,
         display,
     } = run;
@@ -210,14 +143,7 @@ async fn apply_connected(
         plan,
         observed,
         clusters,
-    } = make_plan(
-        connected,
-        config,
-        graph,
-        &file.display().to_string(),
-        targets,
-    )
-    .await;
+    } = planned;
     if let Some(saved) = saved
         && (saved.fingerprint != plan.fingerprint || saved.changes != plan.changes)
     {

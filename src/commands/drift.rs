@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use super::Printer;
-use super::plan::{AzureSettings, PlanFormat, fail, with_plan};
+use super::session::{AzureSettings, Targets, fail, with_plan};
+use super::{PlanFormat, Printer};
 use crate::engine::drift::{self, Verdict};
 use crate::exit::ExitStatus;
 use crate::render;
@@ -24,7 +24,8 @@ pub fn run(printer: &Printer, settings: &DriftSettings) -> ExitStatus {
         printer,
         &settings.file,
         &settings.azure,
-        &settings.targets,
+        Targets::Named(&settings.targets),
+        None,
         async |_, _, graph, planned| drift::classify(&planned.plan, &planned.observed, graph),
     ) {
         Ok(report) => report,

@@ -6,6 +6,7 @@ pub mod graph;
 pub mod plan;
 pub mod progress;
 pub mod sandbox;
+pub mod session;
 pub mod validate;
 pub mod verify;
 
@@ -19,6 +20,13 @@ pub enum Verbosity {
     Quiet,
     Normal,
     Verbose,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanFormat {
+    Human,
+    Json,
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

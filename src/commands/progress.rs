@@ -11,7 +11,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::engine::apply::{Outcome, Progress};
 use crate::engine::plan::Action;
 use crate::providers::azure::Event;
-use crate::providers::azure::client::limited_line;
 
 fn doing(action: Action) -> &'static str {
     match action {
@@ -68,7 +67,18 @@ pub fn event_line(event: &Event) -> Option<String> {
             "{action}: {status} after {:.0} s",
             elapsed.as_secs_f64()
         )),
-        Event::Limited { .. } => limited_line(event),
+        Event::Limited {
+            limit,
+            per_second,
+            measured,
+        } => Some(format!(
+            "{limit} are throttled by the provider: pacing them at {per_second:.1} per second ({})",
+            if *measured {
+                "measured from its answers"
+            } else {
+                "a first guess, to be measured"
+            }
+        )),
     }
 }
 
@@ -196,5 +206,46 @@ impl Display {
             counter.finish_and_clear();
             let _ = multi.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_paced_provider_reads_as_a_line() {
+        let limited = |measured| Event::Limited {
+            limit: "Microsoft.ManagedIdentity create/update requests in subscription s".into(),
+            per_second: 0.8333,
+            measured,
+        };
+        assert_eq!(
+            event_line(&limited(true)).as_deref(),
+            Some(
+                "Microsoft.ManagedIdentity create/update requests in subscription s are throttled \
+                 by the provider: pacing them at 0.8 per second (measured from its answers)"
+            )
+        );
+        assert_eq!(
+            event_line(&limited(false)).as_deref(),
+            Some(
+                "Microsoft.ManagedIdentity create/update requests in subscription s are throttled \
+                 by the provider: pacing them at 0.8 per second (a first guess, to be measured)"
+            )
+        );
+    }
+
+    #[test]
+    fn waits_read_as_lines() {
+        let throttled = Event::Throttled {
+            action: "create managed identity rg/a".into(),
+            attempt: 2,
+            delay: Duration::from_millis(1500),
+        };
+        assert_eq!(
+            event_line(&throttled).as_deref(),
+            Some("create managed identity rg/a: throttled by Azure, retrying in 1.5 s")
+        );
     }
 }

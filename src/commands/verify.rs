@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use super::Printer;
-use super::plan::{AzureSettings, PlanFormat, with_plan};
+use super::session::{AzureSettings, Targets, with_plan};
+use super::{PlanFormat, Printer};
 use crate::engine::verify::{VerifyInput, verify};
 use crate::exit::ExitStatus;
 use crate::render;
@@ -29,7 +29,8 @@ pub fn run(printer: &Printer, settings: &VerifySettings) -> ExitStatus {
         printer,
         &settings.file,
         &settings.azure,
-        &[],
+        Targets::Named(&[]),
+        None,
         async |connected, config, graph, planned| {
             verify(&VerifyInput {
                 graph,

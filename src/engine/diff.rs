@@ -17,6 +17,7 @@ use petgraph::graph::NodeIndex;
 use super::plan::{Change, FORMAT_VERSION, Plan, PlanError};
 use super::records;
 use crate::address::Address;
+use crate::error::Explain;
 use crate::graph::Graph;
 use crate::kinds::{
     self, Claim, Kind, Orphan, PlanCtx, PlanOutputs, application, federated_credential,
@@ -68,7 +69,7 @@ pub fn plan(input: Input<'_>, observed: &Observed) -> Plan {
         failed.insert(e.listing.clone());
         errors.push(PlanError {
             address: None,
-            message: format!("could not read {}: {}", e.what, error_text(&e.error)),
+            message: format!("could not read {}: {}", e.what, e.error.message()),
             hint: e.error.hint(),
         });
     }
@@ -142,15 +143,6 @@ fn selection(graph: &Graph, targets: &[NodeIndex]) -> Option<BTreeSet<NodeIndex>
         }
     }
     Some(selected)
-}
-
-fn error_text(error: &crate::providers::azure::AzureError) -> String {
-    // The hint goes in its own field.
-    let text = error.to_string();
-    match text.split_once("\n  hint: ") {
-        Some((head, _)) => head.to_string(),
-        None => text,
-    }
 }
 
 impl Planner<'_> {

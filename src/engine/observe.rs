@@ -8,6 +8,7 @@ use futures::future::join_all;
 use serde::Serialize;
 
 use crate::config::model::Config;
+use crate::error::Explain;
 use crate::graph::Graph;
 use crate::providers::azure::observe::{AzureObservation, ObserveScope};
 use crate::providers::azure::{AzureApi, AzureProvider};
@@ -81,10 +82,20 @@ pub fn reach(config: &Config, base_dir: &Path) -> BTreeMap<String, Reach> {
         .collect()
 }
 
+impl Explain for ClusterFailure {
+    fn message(&self) -> String {
+        self.message.clone()
+    }
+
+    fn hint(&self) -> Option<String> {
+        self.hint.clone()
+    }
+}
+
 pub fn kube_failure(error: &KubeError) -> ClusterFailure {
     ClusterFailure {
-        message: error.to_string(),
-        hint: miette::Diagnostic::help(error).map(|h| h.to_string()),
+        message: error.message(),
+        hint: error.hint(),
     }
 }
 

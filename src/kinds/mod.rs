@@ -755,22 +755,12 @@ impl Failure {
     }
 }
 
-impl From<crate::providers::azure::AzureError> for Failure {
-    fn from(e: crate::providers::azure::AzureError) -> Self {
-        let hint = e.hint();
-        let text = e.to_string();
-        let message = text
-            .split_once("\n  hint: ")
-            .map_or(text.clone(), |(m, _)| m.to_string());
-        Failure { message, hint }
-    }
-}
-
-impl From<crate::providers::kube::KubeError> for Failure {
-    fn from(e: crate::providers::kube::KubeError) -> Self {
+/// From either provider's error (`?` on an Azure or Kubernetes call).
+impl<E: crate::error::Explain> From<E> for Failure {
+    fn from(e: E) -> Self {
         Failure {
-            hint: miette::Diagnostic::help(&e).map(|h| h.to_string()),
-            message: e.to_string(),
+            message: e.message(),
+            hint: e.hint(),
         }
     }
 }

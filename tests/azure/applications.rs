@@ -4,6 +4,7 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use wiform::error::Explain;
 use wiform::ownership::Owner;
 use wiform::providers::Deletion;
 use wiform::providers::azure::applications::{

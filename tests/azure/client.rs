@@ -3,6 +3,7 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use wiform::error::Explain;
 use wiform::providers::azure::client::{AzureClient, Event, Request};
 use wiform::providers::azure::ratelimit::OpClass;
 use wiform_sandbox::Faults;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use wiform::error::Explain;
 use wiform::providers::azure::AzureProvider;
 use wiform::providers::azure::client::{Event, Request};
 use wiform::providers::azure::clusters::{API_VERSION, LiveCluster};

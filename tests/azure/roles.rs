@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use wiform::error::Explain;
 use wiform::graph::RoleRef;
 use wiform::providers::Deletion;
 use wiform::providers::azure::client::{ClientOptions, Event, EventSink, Request};

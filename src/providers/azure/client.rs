@@ -316,26 +316,6 @@ pub enum Event {
 
 pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
 
-/// [`Event::Limited`] in words.
-pub fn limited_line(event: &Event) -> Option<String> {
-    let Event::Limited {
-        limit,
-        per_second,
-        measured,
-    } = event
-    else {
-        return None;
-    };
-    Some(format!(
-        "{limit} are throttled by the provider: pacing them at {per_second:.1} per second ({})",
-        if *measured {
-            "measured from its answers"
-        } else {
-            "a first guess, to be measured"
-        }
-    ))
-}
-
 /// Counts of what the client did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -541,11 +521,19 @@ impl AzureClient {
                 status,
                 elapsed,
             } => tracing::info!("{action}: {status} after {:.0} s", elapsed.as_secs_f64()),
-            Event::Limited { .. } => {
-                if let Some(line) = limited_line(&event) {
-                    tracing::info!("{line}");
+            Event::Limited {
+                limit,
+                per_second,
+                measured,
+            } => tracing::info!(
+                "{limit} are throttled by the provider: pacing them at {per_second:.1} per second \
+                 ({})",
+                if *measured {
+                    "measured from its answers"
+                } else {
+                    "a first guess, to be measured"
                 }
-            }
+            ),
         }
         if let Some(sink) = &self.inner.events {
             sink(&event);

@@ -39,6 +39,7 @@ use azure_identity::{
 use tracing::{debug, warn};
 
 use super::cloud::Endpoints;
+use crate::error::Explain;
 
 const AZURE_TENANT_ID: &str = "AZURE_TENANT_ID";
 const AZURE_CLIENT_ID: &str = "AZURE_CLIENT_ID";
@@ -295,6 +296,18 @@ pub enum CredentialError {
     /// No candidate produced a token (also the error inside the chain's `azure_core::Error`).
     #[error("{}", no_credential_worked(attempts))]
     NoCredentialWorked { attempts: Vec<Attempt> },
+}
+
+/// Each message already says what to do (the variables to set, `az login`, another `--auth`),
+/// in its own words: there is no separate hint.
+impl Explain for CredentialError {
+    fn message(&self) -> String {
+        self.to_string()
+    }
+
+    fn hint(&self) -> Option<String> {
+        None
+    }
 }
 
 fn no_credential_worked(attempts: &[Attempt]) -> String {

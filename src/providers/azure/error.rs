@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::error::Explain;
+
 /// One error as the service reported it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiFailure {
@@ -240,47 +242,6 @@ impl AzureError {
             _ => self.failure().and_then(|f| f.request_id.as_deref()),
         }
     }
-
-    /// What the user can do about it, when wiform knows.
-    pub fn hint(&self) -> Option<String> {
-        match &self.0.kind {
-            AzureErrorKind::Api(f) => hint_for(f),
-            AzureErrorKind::GaveUp {
-                waited_for, last, ..
-            } => Some(match last.code.as_str() {
-                "TooManyRequests" => {
-                    "Azure kept throttling; run again later or lower --parallelism".to_string()
-                }
-                _ => {
-                    format!("{waited_for} is taking longer than usual; run again in a few minutes")
-                }
-            }),
-            AzureErrorKind::Transport { .. } => Some(
-                "check the network path to Azure (proxy, firewall, DNS); wiform retried already"
-                    .into(),
-            ),
-            // The credential chain's own message already says what to do.
-            AzureErrorKind::Credential { message } if message.contains("az login") => None,
-            AzureErrorKind::Credential { .. } => Some(
-                "sign in with `az login`, or set AZURE_CLIENT_ID with AZURE_CLIENT_SECRET (or a \
-                 certificate, or AZURE_FEDERATED_TOKEN_FILE), or pick one with --auth"
-                    .into(),
-            ),
-            AzureErrorKind::RoleNotFound { closest, .. } if !closest.is_empty() => Some(format!(
-                "did you mean {}?",
-                closest
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            )),
-            AzureErrorKind::RoleNotFound { .. } => Some(
-                "use the role's exact name as `az role definition list` shows it, or its GUID"
-                    .into(),
-            ),
-            AzureErrorKind::InvalidResponse { .. } | AzureErrorKind::Conflict { .. } => None,
-        }
-    }
 }
 
 /// "… does not have authorization to perform action 'A' over scope 'S' or the scope is
@@ -376,51 +337,98 @@ fn suggested_role(action: &str) -> &'static str {
     }
 }
 
-impl fmt::Display for AzureError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.0.action)?;
-        let request_id = |f: &mut fmt::Formatter<'_>, id: &Option<String>| match id {
-            Some(id) => write!(f, " (request id {id})"),
-            None => Ok(()),
+impl Explain for AzureError {
+    /// What wiform was doing, then what the service answered (or why there was no answer).
+    fn message(&self) -> String {
+        let request_id = |id: &Option<String>| match id {
+            Some(id) => format!(" (request id {id})"),
+            None => String::new(),
         };
-        match &self.0.kind {
-            AzureErrorKind::Api(e) => {
-                write!(f, "{} (HTTP {}): {}", e.code, e.status, e.message)?;
-                request_id(f, &e.request_id)
-            }
+        let what = match &self.0.kind {
+            AzureErrorKind::Api(e) => format!(
+                "{} (HTTP {}): {}{}",
+                e.code,
+                e.status,
+                e.message,
+                request_id(&e.request_id)
+            ),
             AzureErrorKind::GaveUp {
                 waited_for,
                 elapsed,
                 attempts,
                 last,
-            } => {
-                write!(
-                    f,
-                    "gave up waiting for {waited_for} after {:.0} s and {attempts} attempts; last \
-                     answer {} (HTTP {}): {}",
-                    elapsed.as_secs_f64(),
-                    last.code,
-                    last.status,
-                    last.message
-                )?;
-                request_id(f, &last.request_id)
-            }
+            } => format!(
+                "gave up waiting for {waited_for} after {:.0} s and {attempts} attempts; last \
+                 answer {} (HTTP {}): {}{}",
+                elapsed.as_secs_f64(),
+                last.code,
+                last.status,
+                last.message,
+                request_id(&last.request_id)
+            ),
             AzureErrorKind::Transport { message, attempts } => {
-                write!(f, "no answer after {attempts} attempts: {message}")
+                format!("no answer after {attempts} attempts: {message}")
             }
-            AzureErrorKind::Credential { message } => write!(f, "no token: {message}"),
+            AzureErrorKind::Credential { message } => format!("no token: {message}"),
             AzureErrorKind::InvalidResponse {
                 message,
                 request_id: id,
-            } => {
-                write!(f, "unexpected answer: {message}")?;
-                request_id(f, id)
-            }
+            } => format!("unexpected answer: {message}{}", request_id(id)),
             AzureErrorKind::RoleNotFound { name, scope, .. } => {
-                write!(f, "no role named `{name}` is defined at {scope}")
+                format!("no role named `{name}` is defined at {scope}")
             }
-            AzureErrorKind::Conflict { message } => f.write_str(message),
-        }?;
+            AzureErrorKind::Conflict { message } => message.clone(),
+        };
+        format!("{}: {what}", self.0.action)
+    }
+
+    /// What the user can do about it, when wiform knows.
+    fn hint(&self) -> Option<String> {
+        match &self.0.kind {
+            AzureErrorKind::Api(f) => hint_for(f),
+            AzureErrorKind::GaveUp {
+                waited_for, last, ..
+            } => Some(match last.code.as_str() {
+                "TooManyRequests" => {
+                    "Azure kept throttling; run again later or lower --parallelism".to_string()
+                }
+                _ => {
+                    format!("{waited_for} is taking longer than usual; run again in a few minutes")
+                }
+            }),
+            AzureErrorKind::Transport { .. } => Some(
+                "check the network path to Azure (proxy, firewall, DNS); wiform retried already"
+                    .into(),
+            ),
+            // The credential chain's own message already says what to do.
+            AzureErrorKind::Credential { message } if message.contains("az login") => None,
+            AzureErrorKind::Credential { .. } => Some(
+                "sign in with `az login`, or set AZURE_CLIENT_ID with AZURE_CLIENT_SECRET (or a \
+                 certificate, or AZURE_FEDERATED_TOKEN_FILE), or pick one with --auth"
+                    .into(),
+            ),
+            AzureErrorKind::RoleNotFound { closest, .. } if !closest.is_empty() => Some(format!(
+                "did you mean {}?",
+                closest
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )),
+            AzureErrorKind::RoleNotFound { .. } => Some(
+                "use the role's exact name as `az role definition list` shows it, or its GUID"
+                    .into(),
+            ),
+            AzureErrorKind::InvalidResponse { .. } | AzureErrorKind::Conflict { .. } => None,
+        }
+    }
+}
+
+/// The message, then the hint on a line of its own: how the error reads where it is shown
+/// whole (inside another error's text, in a log line).
+impl fmt::Display for AzureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())?;
         if let Some(hint) = self.hint() {
             write!(f, "\n  hint: {hint}")?;
         }

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::error::Explain;
+
 /// The object (or list, or URL) a request was about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -163,6 +165,17 @@ impl KubeError {
     /// The HTTP status the server answered, when the error is an answer.
     pub fn http_status(&self) -> Option<u16> {
         self.0.http_status()
+    }
+}
+
+/// The message is the error's text; the hint is its diagnostic help.
+impl Explain for KubeError {
+    fn message(&self) -> String {
+        self.to_string()
+    }
+
+    fn hint(&self) -> Option<String> {
+        miette::Diagnostic::help(self).map(|help| help.to_string())
     }
 }
 
