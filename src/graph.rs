@@ -198,8 +198,8 @@ impl Graph {
                 Resource::RoleAssignment(desired),
             );
             g.inner.add_edge(identity, node, Output::PrincipalId);
-            if let Some(rg) = scope_resource_group(&scope, &subscription)
-                .and_then(|rg| g.declared_resource_group(&rg))
+            if let Some(rg) = crate::arm_id::resource_group_of(&scope, &subscription)
+                .and_then(|rg| g.declared_resource_group(rg))
             {
                 g.inner.add_edge(rg, node, Output::Exists);
             }
@@ -301,31 +301,6 @@ impl Graph {
         selected: impl Fn(NodeIndex) -> bool,
     ) -> Walk<'_> {
         Walk::new(self, direction, selected)
-    }
-}
-
-/// The scope as a full ARM id (relative scopes are under the subscription).
-pub fn full_scope(scope: &str, subscription: &str) -> String {
-    let scope = scope.trim().trim_end_matches('/');
-    if scope.starts_with('/') {
-        scope.to_string()
-    } else {
-        format!("/subscriptions/{subscription}/{scope}")
-    }
-}
-
-/// The resource group a scope lies in, when it is in `subscription`.
-fn scope_resource_group(scope: &str, subscription: &str) -> Option<String> {
-    let parts: Vec<&str> = scope.trim_start_matches('/').split('/').collect();
-    match parts.as_slice() {
-        [s, sub, rg, name, ..]
-            if s.eq_ignore_ascii_case("subscriptions")
-                && sub.eq_ignore_ascii_case(subscription)
-                && rg.eq_ignore_ascii_case("resourceGroups") =>
-        {
-            Some(name.to_string())
-        }
-        _ => None,
     }
 }
 

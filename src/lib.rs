@@ -4,6 +4,7 @@
 //! dependencies) → later: observe, plan, apply.
 
 pub mod address;
+pub mod arm_id;
 pub mod builtin_roles;
 pub mod cli;
 pub mod commands;

@@ -20,8 +20,9 @@ use wiform_sandbox::seed::{Seed, SeedCluster, SeedGroup};
 use wiform_sandbox::state::{ADMIN_CLIENT_ID, ClientSecret, STATE_FORMAT};
 use wiform_sandbox::{Options, Running};
 
+use crate::arm_id::full_scope;
 use crate::config::model::Config;
-use crate::graph::{Graph, Resource, full_scope};
+use crate::graph::{Graph, Resource};
 use crate::kinds::{aks_cluster, managed_identity, role_assignment};
 use crate::providers::azure::credential::{
     AuthMethod, CredentialError, CredentialSettings, Environment, credential,

@@ -8,10 +8,10 @@ use serde_json::json;
 
 use super::{ApplyCtx, Claim, Failure, Kind, Orphan, Output, PlanCtx, field, gone, hash_of};
 use crate::address::Address;
+use crate::arm_id::subscription_of;
 use crate::builtin_roles;
 use crate::engine::plan::{Action, After};
 use crate::providers::azure::AzureApi;
-use crate::providers::azure::client::subscription_of;
 use crate::providers::azure::observe::{Listing, ObserveScope};
 use crate::providers::azure::roles::{DesiredRoleAssignment, normalise_scope};
 use crate::providers::kube::ClusterApi;
@@ -36,7 +36,7 @@ impl Desired {
     ) -> Self {
         Desired {
             role: RoleRef::parse(&grant.role),
-            scope: crate::graph::full_scope(&grant.scope, defaults.subscription),
+            scope: crate::arm_id::full_scope(&grant.scope, defaults.subscription),
             condition: grant.condition.as_ref().map(|c| c.value.clone()),
         }
     }

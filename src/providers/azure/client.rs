@@ -1232,16 +1232,7 @@ fn request_id_of(headers: &HeaderMap) -> Option<String> {
     .map(str::to_string)
 }
 
-/// `/subscriptions/{id}/…` → `{id}`.
-pub fn subscription_of(path: &str) -> Option<String> {
-    let mut parts = path.trim_start_matches('/').split('/');
-    match (parts.next(), parts.next()) {
-        (Some(s), Some(id)) if s.eq_ignore_ascii_case("subscriptions") && !id.is_empty() => {
-            Some(id.to_string())
-        }
-        _ => None,
-    }
-}
+pub use crate::arm_id::subscription_of;
 
 /// The API namespace a request belongs to: the last `providers/{Namespace}` of an ARM path
 /// (`Microsoft.Resources` for resource groups and subscriptions), or `graph`.
@@ -1306,11 +1297,6 @@ mod tests {
 
     #[test]
     fn subscriptions_and_namespaces_come_from_the_path() {
-        assert_eq!(
-            subscription_of("/subscriptions/abc/resourceGroups/rg").as_deref(),
-            Some("abc")
-        );
-        assert_eq!(subscription_of("/providers/Microsoft.Management/x"), None);
         assert_eq!(
             namespace_of(
                 Service::Arm,

@@ -58,16 +58,7 @@ pub fn identity_id(subscription: &str, resource_group: &str, name: &str) -> Stri
     )
 }
 
-/// The segment after `name` in an ARM id (`subscriptions`, `resourceGroups`, …), any case.
-fn id_segment<'a>(id: &'a str, name: &str) -> Option<&'a str> {
-    let mut parts = id.split('/').filter(|p| !p.is_empty());
-    while let Some(part) = parts.next() {
-        if part.eq_ignore_ascii_case(name) {
-            return parts.next();
-        }
-    }
-    None
-}
+use crate::arm_id::segment as id_segment;
 
 /// `rg/name` of a managed identity's ARM id, as messages name it (the id itself when it is
 /// not one).
@@ -822,7 +813,6 @@ mod tests {
             "/subscriptions/{SUB}/resourcegroups/rg-a/providers/Microsoft.ManagedIdentity/userAssignedIdentities/api"
         );
         assert_eq!(identity_label(&id), "rg-a/api");
-        assert_eq!(id_segment(&id, "resourceGroups"), Some("rg-a"));
         assert_eq!(identity_label("/not/an/identity"), "/not/an/identity");
         assert_eq!(
             arm_key(&identity_id(SUB, "RG-A", "Api")),
