@@ -1,3 +1,3 @@
-//! Azure built-in roles, shared with the sandbox (which enforces their permissions).
+//! Azure built-in roles: the table wiform shares with its sandbox (`wiform-builtin-roles`).
 
-pub use wiform_sandbox::builtin_roles::*;
+pub use wiform_builtin_roles::*;

@@ -14,11 +14,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use tracing::debug;
-use wiform_sandbox::seed::{Seed, SeedCluster, SeedGroup};
-use wiform_sandbox::state::{ADMIN_CLIENT_ID, ClientSecret, STATE_FORMAT};
-use wiform_sandbox::{Options, Running};
+use wiform_sandbox::client::{self, Endpoint, SandboxClient, Seed, SeedCluster, SeedGroup, SignIn};
+use wiform_sandbox::{Options, Running, StartError};
 
 use crate::arm_id::full_scope;
 use crate::config::model::Config;
@@ -33,10 +31,6 @@ use crate::providers::kube::KubeconfigSource;
 /// The port an in-process sandbox asks for first, as `wiform sandbox serve` does: AKS issuer
 /// URLs embed the sandbox's address, so a stable port keeps them valid across runs.
 pub const DEFAULT_PORT: u16 = 8443;
-/// Where `wiform sandbox serve` records its base URL while it runs.
-const ENDPOINT_FILE: &str = "endpoint";
-const STATE_FILE: &str = "sandbox.json";
-const CA_FILE: &str = "ca.pem";
 /// How long a running sandbox has to answer its health check.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Timeout of the admin API calls (seed, kubeconfig).
@@ -57,7 +51,7 @@ pub enum SandboxError {
     )]
     Start {
         state_dir: PathBuf,
-        source: wiform_sandbox::server::StartError,
+        source: StartError,
     },
     #[error(
         "a sandbox is running at {url}, but {} cannot be used: {reason}\n\
@@ -135,8 +129,8 @@ pub struct SandboxSession {
     client_id: String,
     /// The Owner client's secret: never shown (no `Display`, redacted in `Debug`).
     client_secret: String,
-    /// Trusts the sandbox's CA: for its admin API.
-    http: reqwest::Client,
+    /// The sandbox's admin API (trusting its CA).
+    admin: SandboxClient,
     /// Things the user should know (the sandbox could not get its usual port).
     pub warnings: Vec<String>,
 }
@@ -201,88 +195,28 @@ pub async fn open_with(state_dir: &Path, port: u16) -> Result<SandboxSession, Sa
     start_in_process(state_dir, port).await
 }
 
-/// The state file's fields the session needs (read-only: the running sandbox owns the file and
-/// replaces it atomically, so a read sees a whole version).
-#[derive(Deserialize)]
-struct StateFile {
-    format: String,
-    tenant_id: String,
-    subscriptions: Vec<String>,
-    #[serde(default)]
-    clients: Vec<ClientSecret>,
-}
-
-fn client_for(ca_pem: &str, timeout: Duration) -> Option<reqwest::Client> {
-    reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).ok()?)
-        .timeout(timeout)
-        .build()
-        .ok()
-}
-
 /// The sandbox `wiform sandbox serve` runs from `state_dir`, when its endpoint file names one
 /// that answers.
 async fn connect_running(state_dir: &Path) -> Result<Option<SandboxSession>, SandboxError> {
-    let Ok(url) = std::fs::read_to_string(state_dir.join(ENDPOINT_FILE)) else {
+    let Some(endpoint) = Endpoint::read(state_dir) else {
         return Ok(None);
     };
-    let url = url.trim().trim_end_matches('/').to_string();
-    let Ok(ca_pem) = std::fs::read_to_string(state_dir.join(CA_FILE)) else {
+    let url = endpoint.url.trim_end_matches('/').to_string();
+    let Some(probe) = SandboxClient::new(&url, &endpoint.ca_pem, HEALTH_TIMEOUT) else {
         return Ok(None);
     };
-    let Some(probe) = client_for(&ca_pem, HEALTH_TIMEOUT) else {
-        return Ok(None);
-    };
-    let healthy = probe
-        .get(format!("{url}/_sandbox/health"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success());
-    if !healthy {
+    if !probe.healthy().await {
         debug!("no sandbox answers at {url} (recorded in the endpoint file): starting one here");
         return Ok(None);
     }
-    let path = state_dir.join(STATE_FILE);
-    let state_error = |reason: String| SandboxError::RunningState {
-        url: url.clone(),
-        path: path.clone(),
-        reason,
-    };
-    let bytes = std::fs::read(&path).map_err(|e| state_error(e.to_string()))?;
-    let state: StateFile = serde_json::from_slice(&bytes)
-        .map_err(|e| state_error(format!("not a wiform sandbox state: {e}")))?;
-    if state.format != STATE_FORMAT {
-        return Err(state_error(format!(
-            "not a wiform sandbox state (format {:?})",
-            state.format
-        )));
-    }
-    let secret = admin_secret(&state.clients)
-        .ok_or_else(|| state_error(format!("it has no admin client {ADMIN_CLIENT_ID}")))?;
-    let subscription = state
-        .subscriptions
-        .first()
-        .cloned()
-        .ok_or_else(|| state_error("it has no subscription".into()))?;
+    let sign_in =
+        client::read_admin_sign_in(state_dir).map_err(|e| SandboxError::RunningState {
+            url: url.clone(),
+            path: state_dir.join(client::STATE_FILE),
+            reason: e.to_string(),
+        })?;
     debug!("using the sandbox running at {url}");
-    session(
-        None,
-        url,
-        ca_pem,
-        state.tenant_id,
-        subscription,
-        secret,
-        Vec::new(),
-        state_dir,
-    )
-    .map(Some)
-}
-
-fn admin_secret(clients: &[ClientSecret]) -> Option<String> {
-    clients
-        .iter()
-        .find(|c| c.client_id == ADMIN_CLIENT_ID)
-        .map(|c| c.secret.clone())
+    session(None, url, endpoint.ca_pem, sign_in, Vec::new(), state_dir).map(Some)
 }
 
 async fn start_in_process(state_dir: &Path, port: u16) -> Result<SandboxSession, SandboxError> {
@@ -298,7 +232,7 @@ async fn start_in_process(state_dir: &Path, port: u16) -> Result<SandboxSession,
     let mut warnings = Vec::new();
     let running = match wiform_sandbox::start(options(port)).await {
         Ok(running) => running,
-        Err(wiform_sandbox::server::StartError::Bind { port, source }) if port != 0 => {
+        Err(StartError::Bind { port, source }) if port != 0 => {
             let running = wiform_sandbox::start(options(0))
                 .await
                 .map_err(start_error)?;
@@ -314,44 +248,21 @@ async fn start_in_process(state_dir: &Path, port: u16) -> Result<SandboxSession,
         }
         Err(e) => return Err(start_error(e)),
     };
-    let (tenant, subscription, secret) = running.app.store.read(|s| {
-        (
-            s.tenant_id.clone(),
-            s.subscriptions.first().cloned(),
-            admin_secret(&s.clients),
-        )
-    });
-    let path = state_dir.join(STATE_FILE);
-    let state_error = |reason: &str| SandboxError::State {
-        path: path.clone(),
-        reason: reason.to_string(),
-    };
-    let subscription = subscription.ok_or_else(|| state_error("it has no subscription"))?;
-    let secret =
-        secret.ok_or_else(|| state_error(&format!("it has no admin client {ADMIN_CLIENT_ID}")))?;
+    let sign_in = client::admin_sign_in(&running).map_err(|e| SandboxError::State {
+        path: state_dir.join(client::STATE_FILE),
+        reason: e.to_string(),
+    })?;
     let url = running.base_url().to_string();
     let ca_pem = running.ca_pem().to_string();
     debug!("started a sandbox in this process at {url}");
-    session(
-        Some(running),
-        url,
-        ca_pem,
-        tenant,
-        subscription,
-        secret,
-        warnings,
-        state_dir,
-    )
+    session(Some(running), url, ca_pem, sign_in, warnings, state_dir)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn session(
     running: Option<Running>,
     base_url: String,
     ca_pem: String,
-    tenant_id: String,
-    subscription_id: String,
-    client_secret: String,
+    sign_in: SignIn,
     warnings: Vec<String>,
     state_dir: &Path,
 ) -> Result<SandboxSession, SandboxError> {
@@ -361,18 +272,18 @@ fn session(
         reason,
     };
     let endpoints = Endpoints::sandbox(&base_url, &ca_pem).map_err(endpoint_error)?;
-    let http = client_for(&ca_pem, ADMIN_TIMEOUT)
+    let admin = SandboxClient::new(&base_url, &ca_pem, ADMIN_TIMEOUT)
         .ok_or_else(|| endpoint_error("its CA certificate is not usable".into()))?;
     Ok(SandboxSession {
         running,
         base_url,
         ca_pem,
         endpoints,
-        tenant_id,
-        subscription_id,
-        client_id: ADMIN_CLIENT_ID.to_string(),
-        client_secret,
-        http,
+        tenant_id: sign_in.tenant_id,
+        subscription_id: sign_in.subscription_id,
+        client_id: sign_in.client_id,
+        client_secret: sign_in.client_secret,
+        admin,
         warnings,
     })
 }
@@ -531,49 +442,29 @@ impl SandboxSession {
         if preloaded.is_empty() {
             return Ok(preloaded);
         }
-        let url = format!("{}/_sandbox/seed", self.base_url);
-        let admin_error = |message: String| SandboxError::Admin {
-            url: self.base_url.clone(),
-            what: "the preload (POST /_sandbox/seed)",
-            message,
-        };
-        let response = self
-            .http
-            .post(&url)
-            .json(&seed)
-            .send()
+        self.admin
+            .seed(&seed)
             .await
-            .map_err(|e| admin_error(e.to_string()))?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(admin_error(format!("{status}: {body}")));
-        }
+            .map_err(|e| SandboxError::Admin {
+                url: self.base_url.clone(),
+                what: "the preload (POST /_sandbox/seed)",
+                message: e.to_string(),
+            })?;
         Ok(preloaded)
     }
 
     /// A kubeconfig (admin token) for the sandbox's standalone cluster, for configured clusters
     /// that are not AKS (an explicit issuer).
     pub async fn standalone_kubeconfig(&self) -> Result<KubeconfigSource, SandboxError> {
-        let admin_error = |message: String| SandboxError::Admin {
-            url: self.base_url.clone(),
-            what: "the standalone cluster's kubeconfig (GET /_sandbox/kubeconfig)",
-            message,
-        };
-        let response = self
-            .http
-            .get(format!("{}/_sandbox/kubeconfig", self.base_url))
-            .send()
+        let text = self
+            .admin
+            .kubeconfig()
             .await
-            .map_err(|e| admin_error(e.to_string()))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| admin_error(e.to_string()))?;
-        if !status.is_success() {
-            return Err(admin_error(format!("{status}: {text}")));
-        }
+            .map_err(|e| SandboxError::Admin {
+                url: self.base_url.clone(),
+                what: "the standalone cluster's kubeconfig (GET /_sandbox/kubeconfig)",
+                message: e.to_string(),
+            })?;
         Ok(KubeconfigSource::Yaml {
             text,
             context: None,

@@ -4,11 +4,15 @@
 //! credentials) and the Entra token endpoint — served over HTTPS on loopback, following the
 //! REST contracts of `Azure/azure-rest-api-specs` and the Microsoft identity platform docs,
 //! with the faults real users meet switchable per run.
+//!
+//! Programs outside it start one with [`start`], and talk to one or to its state directory
+//! through [`client`] alone: the state file's model ([`state`]) is the sandbox's own.
 
 pub mod admin;
 pub mod arm;
 pub mod auth;
 pub mod builtin_roles;
+pub mod client;
 pub mod entra;
 pub mod graph;
 pub mod http;
@@ -26,7 +30,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, RwLock};
 
 pub use options::{Faults, Options};
-pub use server::{Running, start};
+pub use server::{Running, StartError, start};
 
 /// Everything a request handler can reach.
 pub struct App {

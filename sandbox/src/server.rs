@@ -83,7 +83,7 @@ fn report_flush(result: Result<(), crate::state::StoreError>) {
 pub async fn start(options: Options) -> Result<Running, StartError> {
     let dir = options.state_dir.clone();
     let store = match &dir {
-        Some(dir) => Store::open(&dir.join("sandbox.json"))?.in_background()?,
+        Some(dir) => Store::open(&dir.join(crate::client::STATE_FILE))?.in_background()?,
         None => Store::in_memory(crate::state::State::new()),
     };
     let tls = tls::load_or_create(dir.as_deref())?;

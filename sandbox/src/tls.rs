@@ -55,7 +55,7 @@ fn io<E: Into<Box<dyn std::error::Error + Send + Sync>>>(e: E) -> std::io::Error
 }
 
 pub fn load_or_create(dir: Option<&Path>) -> std::io::Result<Tls> {
-    let paths = dir.map(|d| (d.join("ca.pem"), d.join("ca-key.pem")));
+    let paths = dir.map(|d| (d.join(crate::client::CA_FILE), d.join("ca-key.pem")));
     let (ca_pem, ca_key) = match &paths {
         Some((cert, key)) if cert.exists() && key.exists() => {
             let key = KeyPair::from_pem(&std::fs::read_to_string(key)?).map_err(io)?;

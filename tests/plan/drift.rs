@@ -174,7 +174,7 @@ fn a_role_assignment_added_by_hand_is_drift() {
         .as_str()
         .unwrap()
         .to_string();
-    let role = wiform_sandbox::builtin_roles::by_name("Reader").unwrap();
+    let role = wiform::builtin_roles::by_name("Reader").unwrap();
     let (status, body) = sb.arm(
         Method::PUT,
         &support::role_assignment_path("resourceGroups/rg-orders-app", HAND_MADE_ASSIGNMENT),

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use wiform_sandbox::builtin_roles;
+use wiform::builtin_roles;
 
 use support::{
     HAND_MADE_ASSIGNMENT, HAND_MADE_CLIENT_ID, Run, Sandbox, by_api, by_operation, credential_path,

@@ -347,7 +347,7 @@ fn fixed_guid(guid: &str) -> bool {
         HAND_MADE_ASSIGNMENT,
     ]
     .contains(&guid.as_str())
-        || wiform_sandbox::builtin_roles::BUILTIN_ROLES
+        || wiform::builtin_roles::BUILTIN_ROLES
             .iter()
             .any(|r| r.id == guid)
 }
