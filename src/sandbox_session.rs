@@ -18,7 +18,7 @@ use tracing::debug;
 use wiform_sandbox::client::{self, Endpoint, SandboxClient, Seed, SeedCluster, SeedGroup, SignIn};
 use wiform_sandbox::{Options, Running, StartError};
 
-use crate::arm_id::full_scope;
+use crate::arm_id::{full_scope, resource_group_of, subscription_of};
 use crate::config::model::Config;
 use crate::graph::{Graph, Resource};
 use crate::kinds::{aks_cluster, managed_identity, role_assignment};
@@ -380,7 +380,7 @@ impl SandboxSession {
         for grant in &config.role_grants {
             let scope = full_scope(&grant.scope.value, subscription);
             if grant.scope.value.trim().starts_with('/')
-                && let Some(sub) = scope_subscription(&scope)
+                && let Some(sub) = subscription_of(&scope)
                 && !sub.eq_ignore_ascii_case(&self.subscription_id)
             {
                 problems.push(format!(
@@ -469,33 +469,6 @@ impl SandboxSession {
             text,
             context: None,
         })
-    }
-}
-
-/// The subscription a full ARM scope names, if any.
-fn scope_subscription(scope: &str) -> Option<&str> {
-    let mut parts = scope.trim_start_matches('/').split('/');
-    match (parts.next(), parts.next()) {
-        (Some(s), Some(sub)) if s.eq_ignore_ascii_case("subscriptions") && !sub.is_empty() => {
-            Some(sub)
-        }
-        _ => None,
-    }
-}
-
-/// The resource group a full ARM scope lies in, when it is in `subscription`.
-fn scope_resource_group<'a>(scope: &'a str, subscription: &str) -> Option<&'a str> {
-    let parts: Vec<&str> = scope.trim_start_matches('/').split('/').collect();
-    match parts.as_slice() {
-        [s, sub, rg, name, ..]
-            if s.eq_ignore_ascii_case("subscriptions")
-                && sub.eq_ignore_ascii_case(subscription)
-                && rg.eq_ignore_ascii_case("resourceGroups")
-                && !name.is_empty() =>
-        {
-            Some(name)
-        }
-        _ => None,
     }
 }
 
@@ -638,7 +611,7 @@ pub fn seed_for(graph: &Graph, subscription: &str, stack: &str, existing: &Exist
     // the sandbox accepts role assignments below a group it does not model).
     for resource in &resources {
         if let Resource::RoleAssignment(role_assignment::Desired { scope, .. }) = resource
-            && let Some(group) = scope_resource_group(scope, subscription)
+            && let Some(group) = resource_group_of(scope, subscription)
             && !declared.contains(&group.to_ascii_lowercase())
         {
             add_group(&mut seed, group, &default_location);
@@ -813,30 +786,6 @@ scope = "/subscriptions/bbbbbbbb-0000-4000-8000-000000000001"
         let seed = seed_for(&g, SUB, "s", &Existing::default());
         assert_eq!(seed.managed_clusters[0].location, "westus");
         assert_eq!(default_location(&Graph::default()), "westeurope");
-    }
-
-    #[test]
-    fn scopes_are_read_for_their_subscription_and_group() {
-        assert_eq!(
-            scope_resource_group(&format!("/subscriptions/{SUB}/resourceGroups/rg/x"), SUB),
-            Some("rg")
-        );
-        assert_eq!(
-            scope_resource_group("/subscriptions/other/resourceGroups/rg", SUB),
-            None
-        );
-        assert_eq!(
-            scope_resource_group(&format!("/subscriptions/{SUB}"), SUB),
-            None
-        );
-        assert_eq!(
-            scope_subscription("/subscriptions/x/resourceGroups/y"),
-            Some("x")
-        );
-        assert_eq!(
-            scope_subscription("/providers/Microsoft.Management/managementGroups/m"),
-            None
-        );
     }
 
     #[test]

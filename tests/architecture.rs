@@ -33,6 +33,81 @@ const CORE: &[&str] = &[
 
 const SANDBOX: &str = "wiform_sandbox";
 
+/// Which module of wiform must never name which (docs/architecture.md, "Code map"): providers
+/// are the kinds' SDK and know nothing of the graph, the kinds or the engine; nothing below the
+/// commands knows the commands, and renderers are reached from the commands only.
+const LAYERS: &[(&str, &[&str])] = &[
+    (
+        "src/providers/",
+        &[
+            "crate::graph",
+            "crate::kinds",
+            "crate::engine",
+            "crate::commands",
+            "crate::render",
+            "crate::sandbox_session",
+        ],
+    ),
+    (
+        "src/config/",
+        &[
+            "crate::graph",
+            "crate::kinds",
+            "crate::engine",
+            "crate::providers",
+            "crate::commands",
+            "crate::render",
+        ],
+    ),
+    (
+        "src/graph.rs",
+        &["crate::engine", "crate::commands", "crate::render"],
+    ),
+    (
+        "src/kinds/",
+        &["crate::commands", "crate::render", "crate::sandbox_session"],
+    ),
+    (
+        "src/engine/",
+        &["crate::commands", "crate::render", "crate::sandbox_session"],
+    ),
+    (
+        "src/render/",
+        &[
+            "crate::commands",
+            "crate::providers",
+            "crate::sandbox_session",
+        ],
+    ),
+];
+
+/// What `file` names of a layer it must not know, each as `file:line: …`. Unit tests (from the
+/// first `#[cfg(test)]` on) may reach further, to run a whole pipeline.
+fn layer_violations(file: &str, text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (layer, forbidden) in LAYERS.iter().filter(|(l, _)| file.starts_with(l)) {
+        for (index, line) in text
+            .lines()
+            .enumerate()
+            .take_while(|(_, l)| l.trim() != "#[cfg(test)]")
+        {
+            // Doc comments may point the reader elsewhere; code may not.
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            for name in forbidden.iter().filter(|n| line.contains(*n)) {
+                found.push(format!(
+                    "{file}:{}: {layer} must never use {name}: {}",
+                    index + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    found
+}
+
 /// Every `.rs` file under `dir`, as `src/…` paths with `/` separators, sorted.
 fn rust_files(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -168,6 +243,35 @@ fn only_the_sandbox_command_and_session_use_the_sandbox_and_only_through_its_cli
         found.is_empty(),
         "the sandbox is reached from where it must not be:\n{}",
         found.join("\n")
+    );
+}
+
+#[test]
+fn each_layer_uses_only_the_layers_below_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(root, &root.join("src"), &mut files);
+    let mut found = Vec::new();
+    for (file, path) in &files {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        found.extend(layer_violations(file, &text));
+    }
+    assert!(
+        found.is_empty(),
+        "a module uses one it must not know:\n{}",
+        found.join("\n")
+    );
+    // The rule bites: a provider that reached for the graph would be named.
+    let caught = layer_violations(
+        "src/providers/azure/observe.rs",
+        "/// see crate::graph\nuse crate::graph::Graph;\n#[cfg(test)]\nuse crate::engine;\n",
+    );
+    assert_eq!(
+        caught,
+        [
+            "src/providers/azure/observe.rs:2: src/providers/ must never use crate::graph: use crate::graph::Graph;"
+        ]
     );
 }
 
