@@ -11,6 +11,7 @@ use super::{
     field, gone, hash_of,
 };
 use crate::address::Address;
+use crate::engine::observe::Observed;
 use crate::engine::plan::{Action, After};
 use crate::engine::records;
 use crate::ownership::Owner;
@@ -140,13 +141,11 @@ pub async fn apply<A: AzureApi, C: ClusterApi>(
         display_name: desired.display_name.clone(),
         records: ctx.records.clone(),
     };
-    let current: Option<&Live> = ctx.change.id.as_ref().and_then(|id| {
-        ctx.observed
-            .azure
-            .applications
-            .iter()
-            .find(|a| &a.object_id == id)
-    });
+    let current = ctx
+        .change
+        .id
+        .as_deref()
+        .and_then(|id| find_live(ctx.observed, id));
     let live = ctx.azure.put_application(&request, current).await?;
     Ok(Some(Outputs {
         client_id: Some(live.app_id.clone()),
@@ -168,28 +167,23 @@ pub fn orphan(live: &Live) -> Orphan {
     }
 }
 
-pub async fn delete<A: AzureApi, C: ClusterApi>(ctx: &ApplyCtx<'_, A, C>) -> Result<(), Failure> {
-    let id = ctx.live_id()?;
-    let live = ctx
-        .observed
+/// The observed application with object id `id`.
+fn find_live<'a>(observed: &'a Observed, id: &str) -> Option<&'a Live> {
+    observed
         .azure
         .applications
         .iter()
         .find(|a| a.object_id == id)
+}
+
+pub async fn delete<A: AzureApi, C: ClusterApi>(ctx: &ApplyCtx<'_, A, C>) -> Result<(), Failure> {
+    let live = find_live(ctx.observed, ctx.live_id()?)
         .ok_or_else(|| Failure::new("the application was not observed"))?;
     ctx.azure.delete_application(ctx.stack, live).await?;
     Ok(())
 }
 
 /// The live application behind a change, as its marker and the hash of its managed fields now.
-pub fn drift_live<'a>(
-    observed: &'a crate::engine::observe::Observed,
-    id: &str,
-) -> Option<(&'a Owner, String)> {
-    observed
-        .azure
-        .applications
-        .iter()
-        .find(|a| a.object_id == id)
-        .map(|a| (&a.owner, a.live_spec_hash()))
+pub fn drift_live<'a>(observed: &'a Observed, id: &str) -> Option<(&'a Owner, String)> {
+    find_live(observed, id).map(|a| (&a.owner, a.live_spec_hash()))
 }

@@ -13,8 +13,10 @@ use super::{
     hash_of, map_fields,
 };
 use crate::address::Address;
+use crate::engine::observe::Observed;
 use crate::engine::plan::{Action, After};
 use crate::engine::records;
+use crate::ownership::Owner;
 use crate::providers::azure::AzureApi;
 use crate::providers::azure::identities::{
     DesiredIdentity, arm_key, identity_id, normalize_location,
@@ -241,29 +243,21 @@ pub fn orphan(live: &Live) -> super::Orphan {
     }
 }
 
+/// The observed identity with ARM id `id`.
+fn find_live<'a>(observed: &'a Observed, id: &str) -> Option<&'a Live> {
+    observed.azure.identities.get(&arm_key(id))
+}
+
 pub async fn delete<A: AzureApi, C: ClusterApi>(ctx: &ApplyCtx<'_, A, C>) -> Result<(), Failure> {
-    let id = ctx.live_id()?;
-    let live = ctx
-        .observed
-        .azure
-        .identities
-        .values()
-        .find(|i| i.id.eq_ignore_ascii_case(id))
+    let live = find_live(ctx.observed, ctx.live_id()?)
         .ok_or_else(|| Failure::new("the identity was not observed"))?;
     ctx.azure.delete_identity(ctx.stack, live).await?;
     Ok(())
 }
 
 /// The live identity behind a change, as its marker and the hash of its managed fields now.
-pub fn drift_live<'a>(
-    observed: &'a crate::engine::observe::Observed,
-    id: &str,
-) -> Option<(&'a crate::ownership::Owner, String)> {
-    observed
-        .azure
-        .identities
-        .get(&id.to_ascii_lowercase())
-        .map(|i| (&i.owner, i.spec_hash()))
+pub fn drift_live<'a>(observed: &'a Observed, id: &str) -> Option<(&'a Owner, String)> {
+    find_live(observed, id).map(|i| (&i.owner, i.spec_hash()))
 }
 
 /// An identity (or application) in the config that is gone: the stack's service accounts that

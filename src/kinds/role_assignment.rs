@@ -10,6 +10,7 @@ use super::{ApplyCtx, Claim, Failure, Kind, Orphan, Output, PlanCtx, field, gone
 use crate::address::Address;
 use crate::arm_id::subscription_of;
 use crate::builtin_roles;
+use crate::engine::observe::Observed;
 use crate::engine::plan::{Action, After};
 use crate::providers::azure::AzureApi;
 use crate::providers::azure::observe::{Listing, ObserveScope};
@@ -220,14 +221,17 @@ pub fn orphan(identity: &str, live: &Live) -> Orphan {
     }
 }
 
-pub async fn delete<A: AzureApi, C: ClusterApi>(ctx: &ApplyCtx<'_, A, C>) -> Result<(), Failure> {
-    let id = ctx.live_id()?;
-    let live = ctx
-        .observed
+/// The observed assignment with ARM id `id`.
+fn find_live<'a>(observed: &'a Observed, id: &str) -> Option<&'a Live> {
+    observed
         .azure
         .role_assignments
         .iter()
         .find(|a| a.id.eq_ignore_ascii_case(id))
+}
+
+pub async fn delete<A: AzureApi, C: ClusterApi>(ctx: &ApplyCtx<'_, A, C>) -> Result<(), Failure> {
+    let live = find_live(ctx.observed, ctx.live_id()?)
         .ok_or_else(|| Failure::new("the role assignment was not observed"))?;
     // Extras on an identity this stack owns are removed even without a marker.
     ctx.azure
@@ -238,13 +242,8 @@ pub async fn delete<A: AzureApi, C: ClusterApi>(ctx: &ApplyCtx<'_, A, C>) -> Res
 
 /// The live assignment behind a change, as its marker and the hash of its managed fields now.
 pub fn drift_live<'a>(
-    observed: &'a crate::engine::observe::Observed,
+    observed: &'a Observed,
     id: &str,
 ) -> Option<(&'a crate::ownership::Owner, String)> {
-    observed
-        .azure
-        .role_assignments
-        .iter()
-        .find(|a| a.id.eq_ignore_ascii_case(id))
-        .map(|a| (&a.owner, a.spec_hash()))
+    find_live(observed, id).map(|a| (&a.owner, a.spec_hash()))
 }
