@@ -60,6 +60,19 @@ impl Address {
     }
 }
 
+impl Address {
+    /// (cluster, namespace) of a Kubernetes object: a namespace, or what lives in one.
+    pub fn kube_namespace(&self) -> Option<(&str, &str)> {
+        match self {
+            Address::Namespace { cluster, name } => Some((cluster, name)),
+            Address::ServiceAccount {
+                cluster, namespace, ..
+            } => Some((cluster, namespace)),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.", self.kind())?;

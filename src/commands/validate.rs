@@ -5,6 +5,7 @@ use std::path::Path;
 use super::{Printer, load_config};
 use crate::exit::ExitStatus;
 use crate::graph::{Graph, Resource};
+use crate::kinds::Kind;
 
 pub fn run(printer: &Printer, path: &Path) -> ExitStatus {
     let Some(checked) = load_config(printer, path) else {
@@ -22,13 +23,8 @@ pub fn run(printer: &Printer, path: &Path) -> ExitStatus {
     };
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    let identities = count(|r| {
-        matches!(
-            r,
-            Resource::ManagedIdentity { .. } | Resource::Application { .. }
-        )
-    });
-    let credentials = count(|r| matches!(r, Resource::FederatedCredential { .. }));
+    let identities = count(|r| r.kind().is_identity());
+    let credentials = count(|r| r.kind() == Kind::FederatedCredential);
     let warnings = checked.diagnostics.warnings();
     printer.result(&format!(
         "{} is valid: {}, {}, {}, {}, {}{}.\n",

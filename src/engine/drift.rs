@@ -27,7 +27,7 @@ use super::plan::{Action, Change, FieldChange, Plan, PlanError};
 use super::records;
 use crate::address::Address;
 use crate::graph::{Graph, Resource};
-use crate::kinds::{Kind, aks_cluster, federated_credential};
+use crate::kinds::{Kind, aks_cluster};
 use crate::ownership::Owner;
 
 /// Version of the drift report's JSON shape (`schemas/drift.schema.json`).
@@ -315,12 +315,8 @@ impl<'a> Evidence<'a> {
         if change.action == Action::Delete || change.id.is_none() {
             return false;
         }
-        let (cluster, namespace) = match &change.address {
-            Address::Namespace { cluster, name } => (cluster, name),
-            Address::ServiceAccount {
-                cluster, namespace, ..
-            } => (cluster, namespace),
-            _ => return false,
+        let Some((cluster, namespace)) = change.address.kube_namespace() else {
+            return false;
         };
         self.observed
             .cluster(cluster)
@@ -348,20 +344,11 @@ impl<'a> Evidence<'a> {
 
     /// Live but not in the config: the stack's own (removed from the config) or added by hand.
     fn extra(&self, change: &Change) -> (Cause, Option<String>) {
-        if change.resource_type == Kind::FederatedCredential
-            && let Some(found) = federated_credential::extra_evidence(self, change)
-        {
+        if let Some(found) = change.resource_type.extra_evidence(self, change) {
             return found;
         }
         match self.owner(change) {
             Some(owner) if owner.is_stack(self.stack) => (Cause::RemovedFromConfig, None),
-            Some(_) | None if change.resource_type == Kind::FederatedCredential => (
-                Cause::AddedOutsideWiform,
-                Some(
-                    "a federated credential the config does not name, on an identity this stack owns"
-                        .into(),
-                ),
-            ),
             _ => (
                 Cause::AddedOutsideWiform,
                 Some("no wiform marker, on an identity this stack owns".into()),
@@ -372,8 +359,9 @@ impl<'a> Evidence<'a> {
     /// In the config, absent live: deleted (when something shows it was applied) or new.
     pub fn missing(&self, change: &Change) -> (Cause, Option<String>) {
         let kind = change.resource_type;
-        // A credential or grant of an identity deleted outside wiform went with it.
-        if matches!(kind, Kind::FederatedCredential | Kind::RoleAssignment)
+        // A credential or grant (what an identity records) of an identity deleted outside
+        // wiform went with it.
+        if kind.record_tag().is_some()
             && let Some(identity) = identity_address(change)
             && let Some(parent) = self.change(&identity)
             && parent.action == Action::Create

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{Kind, Output, aks_cluster, application, managed_identity};
+use super::{Kind, Output};
 use crate::address::Address;
 use crate::engine::observe::{ClusterFailure, Observed};
 use crate::engine::plan::{Action, After, Change, FieldChange};
@@ -299,12 +299,7 @@ impl Outputs {
                     _ => None,
                 })
         };
-        let (client_id, principal_id, issuer_url) = match change.resource_type {
-            Kind::ManagedIdentity => managed_identity::OUTPUT_FIELDS,
-            Kind::Application => application::OUTPUT_FIELDS,
-            Kind::Cluster => aks_cluster::OUTPUT_FIELDS,
-            _ => (None, None, None),
-        };
+        let (client_id, principal_id, issuer_url) = change.resource_type.output_fields();
         Outputs {
             client_id: client_id.and_then(known),
             principal_id: principal_id.and_then(known),

@@ -299,21 +299,28 @@ fn live_entry(evidence: &Evidence<'_>, change: &Change) -> Option<String> {
 }
 
 /// A credential the config does not name: the identity's record tells one wiform applied (the
-/// config dropped it) from one added by hand. `None` when the identity records nothing.
-pub fn extra_evidence(evidence: &Evidence<'_>, change: &Change) -> Option<(Cause, Option<String>)> {
+/// config dropped it) from one added by hand; without a record (a credential has no marker of
+/// its own), it was added by hand.
+pub fn extra_evidence(evidence: &Evidence<'_>, change: &Change) -> (Cause, Option<String>) {
     let applied = evidence.in_record(
         change,
         crate::engine::records::CREDENTIALS_TAG,
         live_entry(evidence, change),
-    )?;
-    Some(if applied {
-        (Cause::RemovedFromConfig, None)
-    } else {
-        (
+    );
+    match applied {
+        Some(true) => (Cause::RemovedFromConfig, None),
+        Some(false) => (
             Cause::AddedOutsideWiform,
             Some("the identity's record of the credentials wiform applied does not hold it".into()),
-        )
-    })
+        ),
+        None => (
+            Cause::AddedOutsideWiform,
+            Some(
+                "a federated credential the config does not name, on an identity this stack owns"
+                    .into(),
+            ),
+        ),
+    }
 }
 
 /// A credential in the config that is gone: the service account it federates exists as wiform

@@ -181,6 +181,38 @@ impl Kind {
         }
     }
 
+    /// Who made a live object the config does not name, for kinds whose marker is not on the
+    /// object itself; `None`: its own marker says.
+    pub fn extra_evidence(
+        self,
+        evidence: &Evidence<'_>,
+        change: &Change,
+    ) -> Option<(Cause, Option<String>)> {
+        match self {
+            Kind::FederatedCredential => {
+                Some(federated_credential::extra_evidence(evidence, change))
+            }
+            _ => None,
+        }
+    }
+
+    /// The fields of a planned change that hold the outputs its dependents need: (client id,
+    /// principal id, issuer URL).
+    pub fn output_fields(
+        self,
+    ) -> (
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<&'static str>,
+    ) {
+        match self {
+            Kind::ManagedIdentity => managed_identity::OUTPUT_FIELDS,
+            Kind::Application => application::OUTPUT_FIELDS,
+            Kind::Cluster => aks_cluster::OUTPUT_FIELDS,
+            _ => (None, None, None),
+        }
+    }
+
     /// How to take an object added by hand into the config.
     pub fn adopt_fix(self) -> &'static str {
         match self {
