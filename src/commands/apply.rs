@@ -209,7 +209,12 @@ fn report_outcomes(printer: &Printer, plan: &Plan, report: &Report) -> ExitStatu
     let failures: Vec<_> = report
         .outcomes
         .iter()
-        .filter(|(_, o)| matches!(o, Outcome::Failed { .. } | Outcome::Skipped { .. }))
+        .filter(|(_, o)| {
+            matches!(
+                o,
+                Outcome::Failed { .. } | Outcome::Skipped { .. } | Outcome::Kept { .. }
+            )
+        })
         .collect();
     if !failures.is_empty() {
         printer.err("\nWhat did not apply:\n");
@@ -224,6 +229,11 @@ fn report_outcomes(printer: &Printer, plan: &Plan, report: &Report) -> ExitStatu
             }
             Outcome::Skipped { because } => {
                 printer.err(&format!("  {address}: skipped, because {because} failed\n"));
+            }
+            Outcome::Kept { because } => {
+                printer.err(&format!(
+                    "  {address}: not deleted, because {because} did not apply: deleting it first could leave a workload with less than it had\n"
+                ));
             }
             _ => {}
         }
@@ -248,7 +258,7 @@ fn report_outcomes(printer: &Printer, plan: &Plan, report: &Report) -> ExitStatu
             .count();
         let skipped = report
             .failed()
-            .filter(|(_, o)| matches!(o, Outcome::Skipped { .. }))
+            .filter(|(_, o)| matches!(o, Outcome::Skipped { .. } | Outcome::Kept { .. }))
             .count();
         printer.err(&format!(
             "\nApply incomplete: {} Failed: {failed}, skipped: {skipped}. Run apply again once the errors are fixed; it picks up where this one stopped.\n",

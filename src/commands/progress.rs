@@ -185,6 +185,9 @@ impl Display {
                     Outcome::Skipped { because } => {
                         format!("{address}: skipped because {because} failed")
                     }
+                    Outcome::Kept { because } => {
+                        format!("{address}: kept because {because} did not apply")
+                    }
                 };
                 self.println(&line);
             }

@@ -38,6 +38,11 @@ pub enum Outcome {
     Skipped {
         because: Address,
     },
+    /// A delete that did not run: the change that takes over from the object failed or was
+    /// skipped, and deleting it first could leave a workload with less than it had.
+    Kept {
+        because: Address,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -77,7 +82,12 @@ impl Report {
     pub fn failed(&self) -> impl Iterator<Item = (&Address, &Outcome)> {
         self.outcomes
             .iter()
-            .filter(|(_, o)| matches!(o, Outcome::Failed { .. } | Outcome::Skipped { .. }))
+            .filter(|(_, o)| {
+                matches!(
+                    o,
+                    Outcome::Failed { .. } | Outcome::Skipped { .. } | Outcome::Kept { .. }
+                )
+            })
             .map(|(a, o)| (a, o))
     }
 
@@ -249,13 +259,26 @@ impl<A: AzureApi + Sync, C: ClusterApi + Sync> Executor<'_, A, C> {
             return report;
         }
         // Deletes: the plan lists them dependents first, grouped by kind (service accounts,
-        // namespaces, role assignments, credentials, identities); each group at once.
-        let deletes: Vec<&Change> = self
-            .plan
-            .changes
+        // namespaces, role assignments, credentials, identities); each group at once. A delete
+        // whose successor did not apply is kept (never less than before).
+        let unfinished: Vec<&Change> = report
+            .outcomes
             .iter()
-            .filter(|c| c.not_in_config)
+            .filter(|(_, o)| matches!(o, Outcome::Failed { .. } | Outcome::Skipped { .. }))
+            .filter_map(|(a, _)| changes.get(a).copied())
             .collect();
+        let mut deletes: Vec<&Change> = Vec::new();
+        for change in self.plan.changes.iter().filter(|c| c.not_in_config) {
+            match withheld_by(change, &unfinished) {
+                Some(because) => report.outcomes.push((
+                    change.address.clone(),
+                    Outcome::Kept {
+                        because: because.clone(),
+                    },
+                )),
+                None => deletes.push(change),
+            }
+        }
         for group in deletes.chunk_by(|a, b| a.resource_type == b.resource_type) {
             if self.stopped() {
                 report.interrupted = true;
@@ -345,6 +368,38 @@ impl<A: AzureApi + Sync, C: ClusterApi + Sync> Executor<'_, A, C> {
             .delete(&self.ctx(change, None, Vec::new()))
             .await
     }
+}
+
+/// The unfinished (failed or skipped) change that withholds `delete`, if any: deleting an object
+/// before what takes over from it exists could leave a workload with less than it had.
+///
+/// A credential or role assignment of an identity is taken over by the changes of that
+/// identity: the identity itself, its credentials, its grants and the service accounts bound to
+/// it (a credential renamed or moved, a grant moved to another scope). What takes over from an
+/// identity, an application, a service account or a namespace could be anything in the config
+/// (a renamed identity, a service account moved to another identity), so any unfinished change
+/// withholds those.
+pub fn withheld_by<'a>(delete: &Change, unfinished: &[&'a Change]) -> Option<&'a Address> {
+    let identity = match &delete.address {
+        Address::FederatedCredential { identity, .. } | Address::RoleGrant { identity, .. } => {
+            Some(Address::Identity(identity.clone()))
+        }
+        _ => None,
+    };
+    unfinished
+        .iter()
+        .find(|c| match &identity {
+            None => true,
+            Some(identity) => {
+                c.address == *identity
+                    || matches!(&c.address,
+                        Address::FederatedCredential { identity: i, .. }
+                        | Address::RoleGrant { identity: i, .. }
+                        if Address::Identity(i.clone()) == *identity)
+                    || c.depends_on.contains(identity)
+            }
+        })
+        .map(|c| &c.address)
 }
 
 #[cfg(test)]

@@ -381,3 +381,130 @@ async fn progress_tells_every_change_that_starts_and_ends() {
         .count();
     assert_eq!((started, finished), (changes, changes));
 }
+
+/// Identity `api` exists (this stack's) with a credential the config no longer names, its
+/// replacement in the config not made yet.
+fn with_replaced_credential(observation: &mut AzureObservation) {
+    let api = LiveIdentity {
+        id: format!(
+            "/subscriptions/{SUB}/resourcegroups/rg-id/providers/Microsoft.ManagedIdentity/userAssignedIdentities/api"
+        ),
+        subscription_id: SUB.into(),
+        resource_group: "rg-id".into(),
+        name: "api".into(),
+        location: "westeurope".into(),
+        tags: BTreeMap::new(),
+        owner: Owner::Stack(Marker {
+            stack: STACK.into(),
+            spec_hash: None,
+        }),
+        client_id: "client-api".into(),
+        principal_id: "principal-api".into(),
+        tenant_id: "tenant".into(),
+    };
+    let credential = crate::providers::azure::federated::LiveCredential {
+        parent: crate::providers::azure::federated::CredentialParent::ManagedIdentity(
+            api.id.clone(),
+        ),
+        id: format!("{}/federatedIdentityCredentials/api-before", api.id),
+        name: "api-before".into(),
+        issuer: ISSUER.into(),
+        subject: "system:serviceaccount:orders:api-before".into(),
+        audiences: vec!["api://AzureADTokenExchange".into()],
+        description: None,
+    };
+    observation
+        .identity_credentials
+        .insert(api.key(), vec![credential]);
+    observation.identities.insert(api.key(), api);
+}
+
+#[tokio::test]
+async fn a_delete_waits_for_its_successor_and_is_kept_when_that_fails() {
+    let run = Run::new(CONFIG, azure(with_replaced_credential));
+    assert_eq!(
+        run.plan
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Delete)
+            .map(|c| c.address.to_string())
+            .collect::<Vec<_>>(),
+        ["federated_credential.api/api-before"]
+    );
+    run.azure.fail(&format!(
+        "put_identity_credential prod-orders-api issuer={ISSUER} subject=system:serviceaccount:orders:api"
+    ));
+    let report = run.apply(Options::default()).await;
+    assert!(!report.is_success());
+    assert_eq!(
+        Run::outcome(&report, "federated_credential.api/api-before"),
+        Outcome::Kept {
+            because: "federated_credential.api/prod:orders/api".parse().unwrap()
+        }
+    );
+    let azure = run.azure.calls();
+    assert!(
+        !azure.iter().any(|c| c.starts_with("delete_")),
+        "the working credential stays: {azure:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_delete_runs_once_its_successor_exists() {
+    let run = Run::new(CONFIG, azure(with_replaced_credential));
+    let report = run.apply(Options::default()).await;
+    assert!(report.is_success(), "{:#?}", report.outcomes);
+    let azure = run.azure.calls();
+    assert!(
+        position(&azure, "put_identity_credential prod-orders-api")
+            < position(&azure, "delete_identity_credential api-before")
+    );
+}
+
+#[test]
+fn only_what_takes_over_from_an_object_withholds_its_delete() {
+    let change = |address: &str, depends_on: &[&str]| Change {
+        address: address.parse().unwrap(),
+        resource_type: Kind::FederatedCredential,
+        action: Action::Create,
+        reason: None,
+        id: None,
+        fields: Vec::new(),
+        not_in_config: false,
+        depends_on: depends_on.iter().map(|d| d.parse().unwrap()).collect(),
+    };
+    let credential = change("federated_credential.api/old", &[]);
+    let grant = change(
+        &format!("role_grant.api[\"Reader\" @ /subscriptions/{SUB}]"),
+        &[],
+    );
+    let identity = change("identity.worker", &[]);
+    let worker_account = change("service_account.prod/orders/worker", &["identity.worker"]);
+    let api_account = change("service_account.prod/orders/api", &["identity.api"]);
+    let api_credential = change("federated_credential.api/new", &["identity.api"]);
+    // Another identity's trouble does not hold back api's extras…
+    assert_eq!(
+        withheld_by(&credential, &[&identity, &worker_account]),
+        None
+    );
+    assert_eq!(withheld_by(&grant, &[&identity]), None);
+    // …api's own changes do: its credentials, its service accounts.
+    assert_eq!(
+        withheld_by(&credential, &[&identity, &api_credential]),
+        Some(&api_credential.address)
+    );
+    assert_eq!(
+        withheld_by(&grant, &[&api_account]),
+        Some(&api_account.address)
+    );
+    // An identity that goes may be replaced by anything in the config.
+    let doomed = Change {
+        resource_type: Kind::ManagedIdentity,
+        ..change("identity.old", &[])
+    };
+    assert_eq!(
+        withheld_by(&doomed, &[&worker_account]),
+        Some(&worker_account.address)
+    );
+    assert_eq!(withheld_by(&doomed, &[]), None);
+}
