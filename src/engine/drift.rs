@@ -26,7 +26,7 @@ use super::observe::Observed;
 use super::plan::{Action, Change, FieldChange, Plan, PlanError};
 use super::records;
 use crate::address::Address;
-use crate::graph::{Graph, Resource};
+use crate::graph::Graph;
 use crate::kinds::{Kind, aks_cluster};
 use crate::ownership::Owner;
 
@@ -277,20 +277,19 @@ impl<'a> Evidence<'a> {
             .then(|| records::read(&app.tag_map(), tag))?
     }
 
-    /// The record entry of what the config asks for at `change`.
-    fn desired_entry(&self, change: &Change) -> Option<String> {
-        let id = self.nodes.get(&change.address)?;
-        match &self.graph.node(*id).resource {
-            Resource::FederatedCredential(credential) => Some(credential.record_entry()),
-            Resource::RoleAssignment(grant) => Some(grant.record_entry()),
-            _ => None,
-        }
+    /// The record entries of what the config asks for at `change`.
+    fn desired_entries(&self, change: &Change) -> Vec<String> {
+        self.nodes
+            .get(&change.address)
+            .map(|id| self.graph.node(*id).resource.recorded_as())
+            .unwrap_or_default()
     }
 
-    /// Is `entry` among what the identity records under `tag`? `None` when it records nothing.
-    pub fn in_record(&self, change: &Change, tag: &str, entry: Option<String>) -> Option<bool> {
+    /// Is one of `entries` among what the identity records under `tag`? `None` when it records
+    /// nothing.
+    pub fn in_record(&self, change: &Change, tag: &str, entries: Vec<String>) -> Option<bool> {
         let recorded = self.recorded(change, tag)?;
-        Some(entry.is_some_and(|e| recorded.contains(&e)))
+        Some(entries.iter().any(|e| recorded.contains(e)))
     }
 
     fn item(&self, change: &Change) -> DriftItem {
@@ -375,7 +374,7 @@ impl<'a> Evidence<'a> {
             );
         }
         if let Some(tag) = kind.record_tag()
-            && let Some(applied) = self.in_record(change, tag, self.desired_entry(change))
+            && let Some(applied) = self.in_record(change, tag, self.desired_entries(change))
         {
             return if applied {
                 (

@@ -139,8 +139,8 @@ mod tests {
     fn entries_ignore_audience_order_and_scope_case() {
         use crate::kinds::federated_credential::record_entry;
         use crate::kinds::role_assignment::{Desired, RoleRef};
-        let a = record_entry("n", "cluster:lab", "s", &["x".into(), "y".into()]);
-        let b = record_entry("n", "cluster:lab", "s", &["y".into(), "x".into()]);
+        let a = record_entry("cluster:lab", "s", &["x".into(), "y".into()]);
+        let b = record_entry("cluster:lab", "s", &["y".into(), "x".into()]);
         assert_eq!(a, b);
         assert_eq!(a.len(), ENTRY_LEN);
         let grant = |scope: &str| Desired {

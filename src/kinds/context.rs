@@ -395,6 +395,18 @@ impl<A: AzureApi, C: ClusterApi> ApplyCtx<'_, A, C> {
             .ok_or_else(|| Failure::new("the cluster was not observed"))
     }
 
+    /// A field's value after the change, as the plan shows it.
+    pub fn planned_field(&self, name: &str) -> Option<String> {
+        self.change
+            .fields
+            .iter()
+            .find(|f| f.name == name)
+            .and_then(|f| match &f.after {
+                After::Known(Value::String(s)) => Some(s.clone()),
+                _ => None,
+            })
+    }
+
     /// The live id of the object to delete.
     pub fn live_id(&self) -> Result<&str, Failure> {
         self.change

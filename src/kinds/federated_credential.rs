@@ -43,8 +43,27 @@ pub fn issuer_ref(source: &IssuerSource) -> String {
     }
 }
 
-/// The identity's record entry of a credential: its name, issuer, subject and audiences.
-pub fn record_entry(name: &str, issuer_ref: &str, subject: &str, audiences: &[String]) -> String {
+/// The identity's record entry of a credential: what Azure keeps unique on an identity (its
+/// issuer and subject), and its audiences; not its name, which may be another than the config's
+/// when wiform adopted it.
+pub fn record_entry(issuer_ref: &str, subject: &str, audiences: &[String]) -> String {
+    let mut audiences = audiences.to_vec();
+    audiences.sort();
+    crate::engine::records::entry(&json!({
+        "issuer": issuer_ref,
+        "subject": subject,
+        "audiences": audiences,
+    }))
+}
+
+/// The entry wiform before issue 16 recorded (with the name): read, never written, so that an
+/// identity applied by an older wiform is not taken for drift.
+fn legacy_record_entry(
+    name: &str,
+    issuer_ref: &str,
+    subject: &str,
+    audiences: &[String],
+) -> String {
     let mut audiences = audiences.to_vec();
     audiences.sort();
     crate::engine::records::entry(&json!({
@@ -72,12 +91,16 @@ impl Desired {
     }
 
     pub fn record_entry(&self) -> String {
-        record_entry(
-            &self.name,
-            &issuer_ref(&self.issuer),
-            &self.subject,
-            &self.audiences,
-        )
+        record_entry(&issuer_ref(&self.issuer), &self.subject, &self.audiences)
+    }
+
+    /// Every entry an identity may hold for it: today's, and an older wiform's.
+    pub fn recorded_as(&self) -> Vec<String> {
+        let issuer = issuer_ref(&self.issuer);
+        vec![
+            record_entry(&issuer, &self.subject, &self.audiences),
+            legacy_record_entry(&self.name, &issuer, &self.subject, &self.audiences),
+        ]
     }
 }
 
@@ -105,8 +128,8 @@ pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) {
             None => Out::Missing,
         },
     };
-    let live = match &parent.live_key {
-        None => None,
+    let live: &[Live] = match &parent.live_key {
+        None => &[],
         Some(key) => {
             let (listing, list) = match identity_kind {
                 IdentityKind::Managed => (
@@ -121,8 +144,18 @@ pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) {
             if ctx.failed(&listing) {
                 return;
             }
-            list.and_then(|l| l.iter().find(|c| c.is_named(name)))
+            list.map_or(&[], Vec::as_slice)
         }
+    };
+    let by_name = live.iter().find(|c| c.is_named(name));
+    // What Azure keeps unique on an identity is a credential's issuer and subject (Entra matches
+    // them as written): a live credential with the config's is the config's, whatever its name.
+    let by_key = issuer
+        .known()
+        .and_then(|i| live.iter().find(|c| c.issuer == i && c.subject == *subject));
+    let (live, under_another_name) = match (by_name, by_key) {
+        (by_name, Some(key)) if by_name.is_none_or(|n| n.id != key.id) => (Some(key), true),
+        (by_name, _) => (by_name, false),
     };
     if issuer == Out::Missing {
         // The cluster's error says why. The live credential is still the config's, not an
@@ -132,8 +165,13 @@ pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) {
         }
         return;
     }
+    // Matched by name without regard to case: the same name, however it is spelled; matched by
+    // issuer and subject, the credential keeps the name it has.
+    let name = match live {
+        Some(live) if under_another_name => live.name.as_str(),
+        _ => name.as_str(),
+    };
     let fields = vec![
-        // Matched by name without regard to case: the same name, however it is spelled.
         field("name", live.map(|_| json!(name)), After::Known(json!(name))),
         field("issuer", live.map(|l| json!(l.issuer)), issuer.after()),
         field(
@@ -158,7 +196,22 @@ pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) {
     };
     ctx.claim(Claim::Credential(live.id.to_ascii_lowercase()));
     let issuer_changed = issuer.known().is_some_and(|i| i != live.issuer);
-    let (action, reason) = if issuer_changed {
+    // Taken over under its own name by an earlier apply when its identity records it.
+    let adopted = under_another_name && !recorded(ctx, desired, identity_kind, parent);
+    let (action, reason) = if adopted {
+        (
+            Action::Adopt,
+            Some(format!(
+                "a credential with this issuer and subject exists as `{}`: wiform takes it over under that name{}",
+                live.name,
+                if live.audiences == *audiences {
+                    ""
+                } else {
+                    " and sets its audiences"
+                }
+            )),
+        )
+    } else if issuer_changed {
         (
             Action::Replace,
             Some("issuer changed: the credential is deleted and created again under the same name; tokens from the old issuer stop working".to_string()),
@@ -181,6 +234,31 @@ pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) {
     ctx.decide(action, reason, Some(live.id.clone()), fields, hash);
 }
 
+/// Does the identity record the credential `desired` (taken over by an earlier apply)?
+fn recorded(
+    ctx: &PlanCtx<'_>,
+    desired: &Desired,
+    kind: &IdentityKind,
+    parent: &super::PlanOutputs,
+) -> bool {
+    let Some(key) = &parent.live_key else {
+        return false;
+    };
+    let azure = &ctx.observed.azure;
+    let tags = match kind {
+        IdentityKind::Managed => azure.identities.get(key).map(|i| i.tags.clone()),
+        IdentityKind::Application => azure
+            .applications
+            .iter()
+            .find(|a| &a.object_id == key)
+            .map(|a| a.tag_map()),
+    };
+    let entries = tags
+        .and_then(|t| crate::engine::records::read(&t, crate::engine::records::CREDENTIALS_TAG))
+        .unwrap_or_default();
+    desired.recorded_as().iter().any(|e| entries.contains(e))
+}
+
 pub async fn apply<A: AzureApi, C: ClusterApi>(
     desired: &Desired,
     ctx: &ApplyCtx<'_, A, C>,
@@ -198,7 +276,10 @@ pub async fn apply<A: AzureApi, C: ClusterApi>(
             .ok_or_else(|| Failure::new("the cluster's issuer URL is not known"))?,
     };
     let replace = ctx.change.action == Action::Replace;
-    let name = &desired.name;
+    // The name the plan shows: the config's, or the one a credential taken over already has.
+    let name = &ctx
+        .planned_field("name")
+        .unwrap_or_else(|| desired.name.clone());
     match desired.identity_kind {
         IdentityKind::Managed => {
             if replace {
@@ -275,9 +356,13 @@ pub async fn delete<A: AzureApi, C: ClusterApi>(ctx: &ApplyCtx<'_, A, C>) -> Res
     Ok(())
 }
 
-/// The record entry of the live managed-identity credential behind `change`, its issuer named
-/// as the config names it.
-fn live_entry(evidence: &Evidence<'_>, change: &Change) -> Option<String> {
+/// The record entries (today's and an older wiform's) of the live managed-identity credential
+/// behind `change`, its issuer named as the config names it.
+fn live_entry(evidence: &Evidence<'_>, change: &Change) -> Vec<String> {
+    live_entries(evidence, change).unwrap_or_default()
+}
+
+fn live_entries(evidence: &Evidence<'_>, change: &Change) -> Option<Vec<String>> {
     let id = change.id.as_deref()?;
     let live = evidence
         .observed()
@@ -290,12 +375,10 @@ fn live_entry(evidence: &Evidence<'_>, change: &Change) -> Option<String> {
         .cluster_issuers
         .get(&live.issuer)
         .map_or_else(|| live.issuer.clone(), |key| format!("cluster:{key}"));
-    Some(record_entry(
-        &live.name,
-        &issuer,
-        &live.subject,
-        &live.audiences,
-    ))
+    Some(vec![
+        record_entry(&issuer, &live.subject, &live.audiences),
+        legacy_record_entry(&live.name, &issuer, &live.subject, &live.audiences),
+    ])
 }
 
 /// A credential the config does not name: the identity's record tells one wiform applied (the

@@ -420,6 +420,15 @@ impl Resource {
         }
     }
 
+    /// Every record entry its identity may hold for it (today's form, and an older wiform's).
+    pub fn recorded_as(&self) -> Vec<String> {
+        match self {
+            Resource::FederatedCredential(d) => d.recorded_as(),
+            Resource::RoleAssignment(d) => vec![d.record_entry()],
+            _ => Vec::new(),
+        }
+    }
+
     /// Dependents may start before this change ends (they need only outputs the plan knew).
     pub fn releases_dependents_early(&self, change: &Change) -> bool {
         matches!(self, Resource::Cluster(_)) && aks_cluster::releases_dependents_early(change)

@@ -2300,3 +2300,173 @@ fn an_identity_name_in_other_capitals_is_the_same_identity() {
         plan.get(IDENTITY)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Credentials are identified by what Azure keeps unique: (issuer, subject) on their identity
+
+/// [`Kind::observed`], with the identity recording no credential (made by hand, then adopted).
+fn recording_no_credential(kind: Kind, credentials: &[(&str, &str, &str, &str)]) -> Observed {
+    let mut observed = kind.observed(credentials);
+    let empty = crate::engine::records::CREDENTIALS_TAG.to_string();
+    for identity in observed.azure.identities.values_mut() {
+        identity.tags.insert(empty.clone(), String::new());
+    }
+    for app in observed.azure.applications.iter_mut() {
+        app.tags.push(format!("{empty}:"));
+    }
+    observed
+}
+
+#[test]
+fn a_credential_with_the_configs_issuer_and_subject_is_taken_over_under_its_own_name() {
+    for kind in Kind::ALL {
+        let observed = recording_no_credential(
+            kind,
+            &[("CatsApiFederatedIdentity", GITHUB, MAIN, DEFAULT_AUDIENCE)],
+        );
+        let plan = plan_for(kind.config(), &observed);
+        assert!(plan.errors.is_empty(), "{kind:?}: {:#?}", plan.errors);
+        let c = plan.get(GITHUB_CREDENTIAL);
+        assert_eq!(c.action, Action::Adopt, "{kind:?}");
+        assert!(
+            c.reason().contains("exists as `CatsApiFederatedIdentity`"),
+            "{}",
+            c.reason()
+        );
+        // It keeps its name: nothing is created, nothing deleted.
+        assert_eq!(c.field("name").after, known("CatsApiFederatedIdentity"));
+        assert!(c.changed().is_empty(), "{:?}", c.changed());
+        assert!(plan.deletes().is_empty(), "{:?}", plan.deletes());
+        assert!(
+            !plan.changes.iter().any(|c| c.resource_type
+                == crate::kinds::Kind::FederatedCredential
+                && c.action == Action::Create),
+            "{:#?}",
+            plan.actions()
+        );
+    }
+}
+
+#[test]
+fn a_credential_taken_over_under_its_own_name_is_the_configs_from_then_on() {
+    for kind in Kind::ALL {
+        // The identity records it (as the apply that took it over wrote).
+        let observed =
+            kind.observed(&[("CatsApiFederatedIdentity", GITHUB, MAIN, DEFAULT_AUDIENCE)]);
+        let plan = plan_for(kind.config(), &observed);
+        plan.assert_in_sync();
+        // Its audiences follow the config, in place and under its name.
+        let observed = kind.observed(&[("CatsApiFederatedIdentity", GITHUB, MAIN, "api://other")]);
+        let plan = plan_for(kind.config(), &observed);
+        let c = plan.get(GITHUB_CREDENTIAL);
+        assert_eq!(c.action, Action::Update, "{kind:?}");
+        assert_eq!(c.changed(), ["audiences"]);
+        assert_eq!(c.field("name").after, known("CatsApiFederatedIdentity"));
+    }
+}
+
+#[test]
+fn a_subject_that_another_credential_already_has_is_taken_over_not_created() {
+    for kind in Kind::ALL {
+        let old = "repo:contoso/shop:ref:refs/heads/develop";
+        let observed = recording_no_credential(
+            kind,
+            &[
+                ("github-main", GITHUB, old, DEFAULT_AUDIENCE),
+                ("by-hand", GITHUB, MAIN, DEFAULT_AUDIENCE),
+            ],
+        );
+        let plan = plan_for(kind.config(), &observed);
+        let c = plan.get(GITHUB_CREDENTIAL);
+        assert_eq!(c.action, Action::Adopt, "{kind:?}");
+        assert_eq!(c.field("name").after, known("by-hand"));
+        // The credential under the config's name, with the old subject, is the extra.
+        assert_eq!(plan.deletes(), ["federated_credential.api/github-main"]);
+    }
+}
+
+mod unique_keys {
+    //! For any config and any live state made of the same names, issuers and subjects, the plan
+    //! never creates a credential Azure would refuse (its issuer and subject already on the
+    //! identity) nor pairs a create with a delete of the same issuer and subject.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    const ISSUERS: [&str; 2] = [GITHUB, "https://gitlab.example.com"];
+    const SUBJECTS: [&str; 3] = ["repo:a:ref:main", "repo:b:ref:main", "project:c"];
+    const NAMES: [&str; 3] = ["one", "two", "three"];
+
+    /// A set of credentials with unique names and unique (issuer, subject).
+    fn credentials() -> impl Strategy<Value = Vec<(usize, usize, usize)>> {
+        proptest::collection::vec((0..3usize, 0..2usize, 0..3usize), 0..4).prop_map(|mut v| {
+            let mut names = std::collections::BTreeSet::new();
+            let mut keys = std::collections::BTreeSet::new();
+            v.retain(|(n, i, s)| names.insert(*n) && keys.insert((*i, *s)));
+            v
+        })
+    }
+
+    fn config(wanted: &[(usize, usize, usize)]) -> String {
+        let mut text = String::from("[identities.api]\nresource_group = \"rg-id\"\n");
+        for (n, i, s) in wanted {
+            text.push_str(&format!(
+                "[[federations]]\nidentity = \"api\"\nname = \"{}\"\nissuer = \"{}\"\nsubject = \"{}\"\n",
+                NAMES[*n], ISSUERS[*i], SUBJECTS[*s]
+            ));
+        }
+        text
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+        #[test]
+        fn plans_never_collide_on_issuer_and_subject(
+            wanted in credentials(),
+            live in credentials(),
+            recorded in any::<bool>(),
+        ) {
+            let api = managed("api", "westeurope", Mark::Mine, &[]);
+            let list: Vec<LiveCredential> = live
+                .iter()
+                .map(|(n, i, s)| credential(&api, NAMES[*n], ISSUERS[*i], SUBJECTS[*s]))
+                .collect();
+            let mut observed = Observed::default().with_identity(api, list.clone());
+            if !recorded {
+                for identity in observed.azure.identities.values_mut() {
+                    identity
+                        .tags
+                        .insert(crate::engine::records::CREDENTIALS_TAG.into(), String::new());
+                }
+            }
+            let plan = plan_for(&config(&wanted), &observed);
+            prop_assert!(plan.errors.is_empty(), "{:#?}", plan.errors);
+            let key = |c: &Change| {
+                let value = |f: &str| c.fields.iter().find(|x| x.name == f).and_then(|x| {
+                    match &x.after {
+                        After::Known(v) => v.as_str().map(str::to_string),
+                        _ => x.before.as_ref().and_then(|v| v.as_str().map(str::to_string)),
+                    }
+                });
+                (value("issuer"), value("subject"))
+            };
+            let credentials: Vec<&Change> = plan
+                .changes
+                .iter()
+                .filter(|c| c.resource_type == crate::kinds::Kind::FederatedCredential)
+                .collect();
+            for create in credentials.iter().filter(|c| c.action == Action::Create) {
+                let (issuer, subject) = key(create);
+                prop_assert!(
+                    !list.iter().any(|l| Some(&l.issuer) == issuer.as_ref()
+                        && Some(&l.subject) == subject.as_ref()),
+                    "Azure would refuse {}: {:#?}", create.address, plan.actions()
+                );
+                prop_assert!(
+                    !credentials.iter().any(|d| d.action == Action::Delete && key(d) == (issuer.clone(), subject.clone())),
+                    "create and delete of one issuer and subject: {:#?}", plan.actions()
+                );
+            }
+        }
+    }
+}
