@@ -7,10 +7,12 @@
 //! - `faults`: throttling, replication delay, server errors and dropped connections;
 //! - `partial`: a role grant the caller may not write fails alone, and converges once allowed;
 //! - `crash`: an apply killed at a random moment, then run again to completion;
-//! - `saved_plan`: `plan --out` then `apply PLANFILE`, fresh and stale.
+//! - `saved_plan`: `plan --out` then `apply PLANFILE`, fresh and stale;
+//! - `brownfield`: a credential made by hand under another name is taken over, not duplicated.
 //!
 //! Cases that product bugs keep from passing are left out; a comment says where and why.
 
+mod brownfield;
 mod crash;
 mod examples;
 mod faults;

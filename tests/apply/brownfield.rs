@@ -1,0 +1,107 @@
+//! A setup made by hand the way the seed recipes make it (`az identity create`, `az identity
+//! federated-credential create` with a name of the user's choosing, `kubectl annotate`), then a
+//! natural identity.toml for it (no `federation_name`): the credential is the same one (same
+//! issuer and subject), so wiform takes it over under its name: nothing is created beside it,
+//! nothing deleted, and the apply succeeds.
+
+use reqwest::Method;
+use serde_json::json;
+use wiform_sandbox::seed::{Seed, SeedCluster, SeedGroup};
+
+use crate::support::{Config, Sandbox, identity_path};
+
+const GROUP: &str = "rg-workload-id";
+const CREDENTIAL: &str = "federated_credential.keyvault-reader/lab:workload-id-test/workload-id-sa";
+
+fn credentials_path() -> String {
+    identity_path(GROUP, "keyvault-reader")
+        .replace("?api-version", "/federatedIdentityCredentials?api-version")
+}
+
+#[test]
+fn a_credential_made_by_hand_under_another_name_is_taken_over_not_duplicated() {
+    let sb = Sandbox::start();
+    sb.seed(&Seed {
+        resource_groups: vec![SeedGroup {
+            name: GROUP.into(),
+            location: "westeurope".into(),
+            tags: Default::default(),
+        }],
+        managed_clusters: vec![SeedCluster {
+            resource_group: GROUP.into(),
+            name: "aks-workload-id".into(),
+            location: "westeurope".into(),
+            oidc_issuer: true,
+            workload_identity: true,
+        }],
+        ..Seed::default()
+    });
+    // `az identity create` (no tags), then the issuer `az aks show` prints.
+    let (status, identity) = sb.arm(
+        Method::PUT,
+        &identity_path(GROUP, "keyvault-reader"),
+        Some(json!({"location": "westeurope"})),
+    );
+    assert_eq!(status, 201, "{identity}");
+    let (status, clusters) = sb.arm(
+        Method::GET,
+        "/subscriptions/bbbbbbbb-0000-4000-8000-000000000001/providers/Microsoft.ContainerService/managedClusters?api-version=2025-07-01",
+        None,
+    );
+    assert_eq!(status, 200, "{clusters}");
+    let issuer = clusters["value"][0]["properties"]["oidcIssuerProfile"]["issuerURL"]
+        .as_str()
+        .expect("the cluster's issuer")
+        .to_string();
+    // `az identity federated-credential create --name HandMadeFederatedIdentity …`.
+    let path = credentials_path().replace(
+        "/federatedIdentityCredentials?",
+        "/federatedIdentityCredentials/HandMadeFederatedIdentity?",
+    );
+    let (status, body) = sb.arm(
+        Method::PUT,
+        &path,
+        Some(json!({"properties": {
+            "issuer": issuer,
+            "subject": "system:serviceaccount:workload-id-test:workload-id-sa",
+            "audiences": ["api://AzureADTokenExchange"],
+        }})),
+    );
+    assert!(matches!(status, 200 | 201), "{status}: {body}");
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = Config::example("quickstart").write(dir.path());
+    let plan = sb.plan(&file, &[]);
+    assert!(
+        plan.stdout
+            .contains(&format!("# {CREDENTIAL} will be adopted")),
+        "the credential is adopted:\n{}",
+        plan.transcript()
+    );
+    assert!(
+        plan.stdout
+            .contains("exists as `HandMadeFederatedIdentity`"),
+        "{}",
+        plan.transcript()
+    );
+    assert!(
+        !plan.stdout.contains("will be destroyed"),
+        "{}",
+        plan.transcript()
+    );
+
+    let run = sb.apply(&file);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let (status, listed) = sb.arm(Method::GET, &credentials_path(), None);
+    assert_eq!(status, 200, "{listed}");
+    let names: Vec<&str> = listed["value"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .map(|n| n.rsplit('/').next().unwrap_or(n))
+        .collect();
+    assert_eq!(names, ["HandMadeFederatedIdentity"], "{listed}");
+    sb.assert_in_sync(&file);
+}
