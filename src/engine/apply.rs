@@ -268,7 +268,12 @@ impl<A: AzureApi + Sync, C: ClusterApi + Sync> Executor<'_, A, C> {
             .filter_map(|(a, _)| changes.get(a).copied())
             .collect();
         let mut deletes: Vec<&Change> = Vec::new();
-        for change in self.plan.changes.iter().filter(|c| c.not_in_config) {
+        for change in self
+            .plan
+            .changes
+            .iter()
+            .filter(|c| c.not_in_config && c.action == Action::Delete)
+        {
             match withheld_by(change, &unfinished) {
                 Some(because) => report.outcomes.push((
                     change.address.clone(),

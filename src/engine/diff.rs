@@ -20,7 +20,7 @@ use crate::address::Address;
 use crate::error::Explain;
 use crate::graph::Graph;
 use crate::kinds::{
-    self, Claim, Kind, Orphan, PlanCtx, PlanOutputs, application, federated_credential,
+    self, Claim, Kind, Orphan, PlanCtx, PlanOutputs, application, federated_credential, hash_of,
     managed_identity, namespace, role_assignment, service_account,
 };
 use crate::ownership::{self, Owner};
@@ -362,7 +362,7 @@ impl Planner<'_> {
                     let identity = kept_apps.get(object_id)?.clone();
                     Some(credentials.iter().map(move |c| (identity.clone(), c)))
                 });
-        let credentials: Vec<Orphan> = of_identities
+        let (by_aks, credentials): (Vec<_>, Vec<_>) = of_identities
             .flatten()
             .chain(of_applications.flatten())
             .filter(|(_, c)| {
@@ -370,10 +370,48 @@ impl Planner<'_> {
                     .claimed
                     .has(Claim::Credential(c.id.to_ascii_lowercase()))
             })
+            .partition(|(_, c)| federated_credential::made_by_aks(c));
+        for orphan in credentials
+            .into_iter()
             .map(|(identity, c)| federated_credential::orphan(&identity, c))
-            .collect();
-        for orphan in credentials {
+        {
             self.delete(orphan);
+        }
+        // What AKS made for its identity bindings is AKS's: shown, never deleted, and counted
+        // toward the identity's limit.
+        for (identity, credential) in by_aks {
+            let address = Address::Identity(identity.clone());
+            if self.graph().find(&address).is_none() {
+                continue;
+            }
+            let in_config = self
+                .graph()
+                .node_ids()
+                .filter(|&id| {
+                    self.graph().node(id).resource.kind() == Kind::FederatedCredential
+                        && self
+                            .graph()
+                            .dependencies(id)
+                            .iter()
+                            .any(|d| self.graph().node(*d).address == address)
+                })
+                .count();
+            if in_config + 1 > federated_credential::LIMIT {
+                self.errors.push(PlanError {
+                    address: Some(address.clone()),
+                    message: format!(
+                        "{address} would have {} federated credentials: {in_config} in the config and `{}`, which AKS made for its identity bindings; Azure allows {}",
+                        in_config + 1,
+                        credential.name,
+                        federated_credential::LIMIT
+                    ),
+                    hint: Some("remove credentials from the config, or move service accounts of one cluster to an identity binding".into()),
+                });
+            }
+            let change = federated_credential::made_by_aks_change(&identity, credential);
+            self.seen
+                .push((change.address.to_string(), hash_of(Some(credential))));
+            self.changes.push(change);
         }
         for identity in doomed_identities {
             self.delete(managed_identity::orphan(identity));

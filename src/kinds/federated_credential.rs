@@ -314,6 +314,44 @@ pub async fn apply<A: AzureApi, C: ClusterApi>(
     Ok(())
 }
 
+/// At most this many federated credentials per identity (FIC considerations doc).
+pub const LIMIT: usize = 20;
+
+/// The name of the credential AKS makes (and reuses) on an identity for all its identity
+/// bindings (AKS docs, "Identity bindings concepts").
+pub const AKS_BINDING_CREDENTIAL: &str = "aks-identity-binding";
+
+/// Did AKS make this credential for its identity bindings? Then it is AKS's, not wiform's.
+pub fn made_by_aks(live: &Live) -> bool {
+    live.is_named(AKS_BINDING_CREDENTIAL)
+}
+
+/// How the plan shows a credential AKS made on `identity`: read, never deleted.
+pub fn made_by_aks_change(identity: &str, live: &Live) -> Change {
+    let same =
+        |name: &str, value: &str| field(name, Some(json!(value)), After::Known(json!(value)));
+    Change {
+        address: Address::FederatedCredential {
+            identity: identity.to_string(),
+            key: CredentialKey::Named(live.name.clone()),
+        },
+        resource_type: Kind::FederatedCredential,
+        action: Action::Read,
+        reason: Some(
+            "managed by AKS for its identity bindings: wiform leaves it alone, and counts it toward the identity's 20 federated credentials"
+                .into(),
+        ),
+        id: Some(live.id.clone()),
+        fields: vec![
+            same("name", &live.name),
+            same("issuer", &live.issuer),
+            same("subject", &live.subject),
+        ],
+        not_in_config: true,
+        depends_on: Vec::new(),
+    }
+}
+
 /// The delete of a credential on `identity` (its key in the config, or its live name) that the
 /// config does not name.
 pub fn orphan(identity: &str, live: &Live) -> Orphan {

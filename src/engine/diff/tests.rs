@@ -2470,3 +2470,58 @@ mod unique_keys {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// What AKS makes for its identity bindings is AKS's
+
+#[test]
+fn the_credential_aks_makes_for_identity_bindings_is_shown_never_pruned() {
+    for kind in Kind::ALL {
+        let observed = kind.observed(&[
+            ("github-main", GITHUB, MAIN, DEFAULT_AUDIENCE),
+            (
+                "aks-identity-binding",
+                "https://aks.example/tenant/client/",
+                "system:serviceaccount:aks:binding",
+                DEFAULT_AUDIENCE,
+            ),
+        ]);
+        let plan = plan_for(kind.config(), &observed);
+        assert!(plan.errors.is_empty(), "{kind:?}: {:#?}", plan.errors);
+        assert!(plan.deletes().is_empty(), "{kind:?}: {:?}", plan.deletes());
+        let binding = plan.get("federated_credential.api/aks-identity-binding");
+        assert_eq!(binding.action, Action::Read);
+        assert!(
+            binding.reason().contains("managed by AKS"),
+            "{}",
+            binding.reason()
+        );
+        assert!(!plan.has_changes(), "{:#?}", plan.actions());
+    }
+}
+
+#[test]
+fn the_credential_aks_makes_counts_toward_the_limit() {
+    let mut config = String::from(GITHUB_MANAGED);
+    for i in 0..19 {
+        config.push_str(&format!(
+            "[[federations]]\nidentity = \"api\"\nname = \"extra-{i}\"\nissuer = \"{GITHUB}\"\nsubject = \"repo:contoso/shop:ref:refs/heads/b{i}\"\n"
+        ));
+    }
+    let observed = Kind::Managed.observed(&[(
+        "aks-identity-binding",
+        "https://aks.example/tenant/client/",
+        "system:serviceaccount:aks:binding",
+        DEFAULT_AUDIENCE,
+    )]);
+    let plan = plan_for(&config, &observed);
+    let error = plan.error_for(IDENTITY);
+    assert!(
+        error
+            .message
+            .contains("would have 21 federated credentials"),
+        "{}",
+        error.message
+    );
+    assert!(error.message.contains("aks-identity-binding"));
+}
