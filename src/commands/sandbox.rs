@@ -8,6 +8,7 @@ use wiform_sandbox::client::{self, CA_FILE, ENV_FILE, STATE_FILE, SandboxClient,
 use wiform_sandbox::{Faults, Options};
 
 use super::Printer;
+use super::session::{self, runtime};
 use crate::exit::ExitStatus;
 
 /// How long a running sandbox has to answer `reset` and `seed` (and its health check).
@@ -32,16 +33,8 @@ pub fn read_faults(path: &Path) -> Result<Faults, String> {
     parsed.map_err(|e| format!("{} is not a valid faults file: {e}", path.display()))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
-}
-
 fn fail(printer: &Printer, message: &str) -> ExitStatus {
-    printer.err(&format!("error: {message}\n"));
-    ExitStatus::Failure
+    session::fail(printer, message, None)
 }
 
 pub fn serve(printer: &Printer, settings: ServeSettings) -> ExitStatus {
@@ -78,26 +71,12 @@ pub fn serve(printer: &Printer, settings: ServeSettings) -> ExitStatus {
             dir.join(STATE_FILE).display(),
             env_file.display(),
         ));
-        wait_for_stop().await;
+        session::stop_requested().await;
         let _ = client::remove_endpoint(&dir);
         running.stop().await;
         printer.result("wiform sandbox stopped; its state is kept.\n");
         ExitStatus::Success
     })
-}
-
-async fn wait_for_stop() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn absolute(path: &Path) -> PathBuf {

@@ -338,7 +338,7 @@ pub(crate) fn with_plan<R>(
 pub(crate) fn watch_interrupts(stop: Arc<AtomicBool>, display: Arc<Display>) {
     tokio::spawn(async move {
         loop {
-            interrupted().await;
+            stop_requested().await;
             if stop.swap(true, Ordering::SeqCst) {
                 display.finish();
                 eprintln!(
@@ -351,7 +351,8 @@ pub(crate) fn watch_interrupts(stop: Arc<AtomicBool>, display: Arc<Display>) {
     });
 }
 
-async fn interrupted() {
+/// Ctrl-C, or SIGTERM where there is one.
+pub(crate) async fn stop_requested() {
     #[cfg(unix)]
     {
         let mut term =

@@ -277,40 +277,51 @@ async fn a_failure_skips_its_dependents_and_nothing_else() {
     assert!(!azure.iter().any(|c| c.starts_with("put_role_assignment")));
 }
 
-/// An identity the stack owns that the config no longer names, with a credential.
-fn with_orphan(observation: &mut AzureObservation) {
-    let old = LiveIdentity {
+/// Identity `name` in `rg-id`, this stack's, with one credential `credential` (subject
+/// `system:serviceaccount:orders:SUBJECT`).
+fn owned_identity_with(
+    observation: &mut AzureObservation,
+    name: &str,
+    credential: &str,
+    subject: &str,
+) {
+    let identity = LiveIdentity {
         id: format!(
-            "/subscriptions/{SUB}/resourcegroups/rg-id/providers/Microsoft.ManagedIdentity/userAssignedIdentities/old"
+            "/subscriptions/{SUB}/resourcegroups/rg-id/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
         ),
         subscription_id: SUB.into(),
         resource_group: "rg-id".into(),
-        name: "old".into(),
+        name: name.into(),
         location: "westeurope".into(),
         tags: BTreeMap::new(),
         owner: Owner::Stack(Marker {
             stack: STACK.into(),
             spec_hash: None,
         }),
-        client_id: "client-old".into(),
-        principal_id: "principal-old".into(),
+        client_id: format!("client-{name}"),
+        principal_id: format!("principal-{name}"),
         tenant_id: "tenant".into(),
     };
     let credential = crate::providers::azure::federated::LiveCredential {
         parent: crate::providers::azure::federated::CredentialParent::ManagedIdentity(
-            old.id.clone(),
+            identity.id.clone(),
         ),
-        id: format!("{}/federatedIdentityCredentials/old-fic", old.id),
-        name: "old-fic".into(),
+        id: format!("{}/federatedIdentityCredentials/{credential}", identity.id),
+        name: credential.into(),
         issuer: ISSUER.into(),
-        subject: "system:serviceaccount:orders:old".into(),
+        subject: format!("system:serviceaccount:orders:{subject}"),
         audiences: vec!["api://AzureADTokenExchange".into()],
         description: None,
     };
     observation
         .identity_credentials
-        .insert(old.key(), vec![credential]);
-    observation.identities.insert(old.key(), old);
+        .insert(identity.key(), vec![credential]);
+    observation.identities.insert(identity.key(), identity);
+}
+
+/// An identity the stack owns that the config no longer names, with a credential.
+fn with_orphan(observation: &mut AzureObservation) {
+    owned_identity_with(observation, "old", "old-fic", "old");
 }
 
 #[tokio::test]
@@ -385,38 +396,7 @@ async fn progress_tells_every_change_that_starts_and_ends() {
 /// Identity `api` exists (this stack's) with a credential the config no longer names, its
 /// replacement in the config not made yet.
 fn with_replaced_credential(observation: &mut AzureObservation) {
-    let api = LiveIdentity {
-        id: format!(
-            "/subscriptions/{SUB}/resourcegroups/rg-id/providers/Microsoft.ManagedIdentity/userAssignedIdentities/api"
-        ),
-        subscription_id: SUB.into(),
-        resource_group: "rg-id".into(),
-        name: "api".into(),
-        location: "westeurope".into(),
-        tags: BTreeMap::new(),
-        owner: Owner::Stack(Marker {
-            stack: STACK.into(),
-            spec_hash: None,
-        }),
-        client_id: "client-api".into(),
-        principal_id: "principal-api".into(),
-        tenant_id: "tenant".into(),
-    };
-    let credential = crate::providers::azure::federated::LiveCredential {
-        parent: crate::providers::azure::federated::CredentialParent::ManagedIdentity(
-            api.id.clone(),
-        ),
-        id: format!("{}/federatedIdentityCredentials/api-before", api.id),
-        name: "api-before".into(),
-        issuer: ISSUER.into(),
-        subject: "system:serviceaccount:orders:api-before".into(),
-        audiences: vec!["api://AzureADTokenExchange".into()],
-        description: None,
-    };
-    observation
-        .identity_credentials
-        .insert(api.key(), vec![credential]);
-    observation.identities.insert(api.key(), api);
+    owned_identity_with(observation, "api", "api-before", "api-before");
 }
 
 #[tokio::test]
