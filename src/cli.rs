@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::apply::ApplySettings;
 use crate::commands::drift::DriftSettings;
+use crate::commands::import::ImportSettings;
 use crate::commands::plan::PlanSettings;
 use crate::commands::session::AzureSettings;
 use crate::commands::verify::VerifySettings;
@@ -69,9 +70,31 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
         format: GraphFormatArg,
     },
+    /// Write identity.toml from what already exists: a Terraform state (`terraform show -json`),
+    /// reading nothing from Azure.
+    ///
+    /// Prints what could not be expressed, the next steps (plan: only adoptions; apply), and the
+    /// `terraform state rm` of exactly the resources wiform takes over.
+    Import(ImportArgs),
     /// Run the built-in emulator of ARM, Microsoft Graph and the Entra token endpoint.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    /// The output of `terraform show -json` (the current state, not a plan).
+    #[arg(long, value_name = "FILE", required = true)]
+    from_terraform: PathBuf,
+    /// Write identity.toml to FILE (default: stdout). An existing file is kept unless --force.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// The stack name, recorded on every object wiform adopts (default: imported).
+    #[arg(long, value_name = "STACK")]
+    name: Option<String>,
+    /// Replace the -o file when it exists.
+    #[arg(long, requires = "out")]
+    force: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -352,6 +375,15 @@ pub fn run() -> ExitCode {
                 format: args.format.into(),
                 scope: args.scope,
                 targets: args.target,
+            },
+        ),
+        Command::Import(args) => commands::import::run(
+            &printer,
+            &ImportSettings {
+                from_terraform: args.from_terraform,
+                out: args.out,
+                name: args.name,
+                force: args.force,
             },
         ),
         Command::Sandbox(command) => run_sandbox(&printer, command),

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod exit;
 pub mod graph;
+pub mod import;
 pub mod kinds;
 pub mod ownership;
 pub mod providers;

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod drift;
 pub mod graph;
+pub mod import;
 pub mod plan;
 pub mod progress;
 pub mod sandbox;
