@@ -79,6 +79,18 @@ const LAYERS: &[(&str, &[&str])] = &[
             "crate::sandbox_session",
         ],
     ),
+    (
+        "src/import/",
+        &[
+            "crate::graph",
+            "crate::kinds",
+            "crate::engine",
+            "crate::providers",
+            "crate::render",
+            "crate::commands",
+            "crate::sandbox_session",
+        ],
+    ),
 ];
 
 /// What `file` names of a layer it must not know, each as `file:line: …`. Unit tests (from the
