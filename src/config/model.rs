@@ -295,6 +295,11 @@ pub struct Identity {
     pub tags: StringMap,
     /// Application: display name of the app registration; defaults to the table key.
     pub display_name: Option<Sp<String>>,
+    /// Let apply delete the federated credentials and role assignments that were on the
+    /// identity when wiform adopted it and that the config does not name (default: they are
+    /// kept, shown as not managed by wiform).
+    #[schemars(extend("default" = false))]
+    pub prune_unmanaged: Option<Sp<bool>>,
 }
 
 /// A Kubernetes service account bound to an identity.

@@ -84,6 +84,7 @@ pub const IDENTITY_FIELDS: &[Field] = &[
     f("location", "location = \"westeurope\""),
     f("tags", "tags = { team = \"orders\" }"),
     f("display_name", "display_name = \"orders-api\""),
+    f("prune_unmanaged", "prune_unmanaged = true"),
 ];
 
 pub const SERVICE_ACCOUNT_FIELDS: &[Field] = &[
@@ -250,6 +251,7 @@ fn read_identity(t: &Tbl, d: &mut Diagnostics) -> Option<Identity> {
         location: t.optional("location", d),
         tags: t.optional("tags", d).unwrap_or_default(),
         display_name: t.optional("display_name", d),
+        prune_unmanaged: t.optional("prune_unmanaged", d),
     };
     t.finish(d);
     Some(identity)

@@ -225,6 +225,13 @@ impl Planner<'_> {
         self.deletes.push(orphan.into_change());
     }
 
+    /// An object on an identity that was there when wiform adopted it: shown, never deleted.
+    fn keep_unmanaged(&mut self, orphan: Orphan) {
+        self.seen
+            .push((orphan.address.to_string(), orphan.live_hash.clone()));
+        self.changes.push(orphan.into_unmanaged());
+    }
+
     /// Does the config name this namespace, or a service account in it (`create_namespace =
     /// false` makes no namespace node)?
     fn config_uses_namespace(&self, cluster: &str, name: &str) -> bool {
@@ -300,11 +307,23 @@ impl Planner<'_> {
         // Principals whose extras are pruned: identities in config (owned or adopted), and
         // owned identities that are not.
         let mut principals: BTreeMap<String, String> = BTreeMap::new();
+        // What was on a kept identity when wiform adopted it stays, unless it opted in: by its
+        // principal and by its live key.
+        let mut unmanaged_by_principal: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let unmanaged_by_key: BTreeMap<String, BTreeSet<String>> = self
+            .outputs
+            .values()
+            .filter(|o| !o.prune_unmanaged && !o.unmanaged.is_empty())
+            .filter_map(|o| Some((o.live_key.clone()?, o.unmanaged.clone())))
+            .collect();
         let mut doomed_identities = Vec::new();
         for identity in azure.identities.values() {
             let key = identity.key();
             if let Some(name) = kept_identities.get(&key) {
                 principals.insert(identity.principal_id.clone(), name.clone());
+                if let Some(unmanaged) = unmanaged_by_key.get(&key) {
+                    unmanaged_by_principal.insert(identity.principal_id.clone(), unmanaged.clone());
+                }
             } else if identity.owner.is_stack(&stack) && !self.claimed.has(Claim::Identity(key)) {
                 principals.insert(identity.principal_id.clone(), identity.name.clone());
                 doomed_identities.push(identity);
@@ -315,6 +334,9 @@ impl Planner<'_> {
             if let Some(name) = kept_apps.get(&app.object_id) {
                 if let Some(p) = &app.service_principal_id {
                     principals.insert(p.clone(), name.clone());
+                    if let Some(unmanaged) = unmanaged_by_key.get(&app.object_id) {
+                        unmanaged_by_principal.insert(p.clone(), unmanaged.clone());
+                    }
                 }
             } else if app.owner.is_stack(&stack)
                 && !self.claimed.has(Claim::Application(app.object_id.clone()))
@@ -340,7 +362,15 @@ impl Planner<'_> {
             {
                 continue;
             }
-            self.delete(role_assignment::orphan(identity, a));
+            let orphan = role_assignment::orphan(identity, a);
+            if unmanaged_by_principal
+                .get(&a.principal_id)
+                .is_some_and(|u| u.contains(&records::unmanaged_entry(&a.id)))
+            {
+                self.keep_unmanaged(orphan);
+            } else {
+                self.delete(orphan);
+            }
         }
         let of_identities = azure
             .identity_credentials
@@ -352,7 +382,7 @@ impl Planner<'_> {
                         .find(|i| &i.key() == key)
                         .map(|i| i.name.clone())
                 })?;
-                Some(credentials.iter().map(move |c| (identity.clone(), c)))
+                Some(credentials.iter().map(move |c| (identity.clone(), key, c)))
             });
         let of_applications =
             azure
@@ -360,26 +390,35 @@ impl Planner<'_> {
                 .iter()
                 .filter_map(|(object_id, credentials)| {
                     let identity = kept_apps.get(object_id)?.clone();
-                    Some(credentials.iter().map(move |c| (identity.clone(), c)))
+                    Some(
+                        credentials
+                            .iter()
+                            .map(move |c| (identity.clone(), object_id, c)),
+                    )
                 });
         let (by_aks, credentials): (Vec<_>, Vec<_>) = of_identities
             .flatten()
             .chain(of_applications.flatten())
-            .filter(|(_, c)| {
+            .filter(|(_, _, c)| {
                 !self
                     .claimed
                     .has(Claim::Credential(c.id.to_ascii_lowercase()))
             })
-            .partition(|(_, c)| federated_credential::made_by_aks(c));
-        for orphan in credentials
-            .into_iter()
-            .map(|(identity, c)| federated_credential::orphan(&identity, c))
-        {
-            self.delete(orphan);
+            .partition(|(_, _, c)| federated_credential::made_by_aks(c));
+        for (identity, parent, c) in credentials {
+            let orphan = federated_credential::orphan(&identity, c);
+            if unmanaged_by_key
+                .get(parent)
+                .is_some_and(|u| u.contains(&records::unmanaged_entry(&c.id)))
+            {
+                self.keep_unmanaged(orphan);
+            } else {
+                self.delete(orphan);
+            }
         }
         // What AKS made for its identity bindings is AKS's: shown, never deleted, and counted
         // toward the identity's limit.
-        for (identity, credential) in by_aks {
+        for (identity, _, credential) in by_aks {
             let address = Address::Identity(identity.clone());
             if self.graph().find(&address).is_none() {
                 continue;

@@ -22,6 +22,9 @@ use crate::ownership;
 
 pub const CREDENTIALS_TAG: &str = "wiform-credentials";
 pub const GRANTS_TAG: &str = "wiform-grants";
+/// The credentials and role assignments that were on the identity when wiform adopted it: not
+/// wiform's, kept unless the config says `prune_unmanaged = true` (issue 16).
+pub const UNMANAGED_TAG: &str = "wiform-unmanaged";
 
 /// Hex digits kept per entry: 32 bits, plenty to tell at most a few dozen objects apart.
 const ENTRY_LEN: usize = 8;
@@ -104,12 +107,49 @@ pub fn read(tags: &BTreeMap<String, String>, name: &str) -> Option<BTreeSet<Stri
     found.then_some(entries)
 }
 
+/// The entry of a live object (a credential or a role assignment) in the identity's record of
+/// what was there when wiform adopted it: its id, hashed.
+pub fn unmanaged_entry(id: &str) -> String {
+    entry(&serde_json::Value::String(id.to_ascii_lowercase()))
+}
+
+/// The record of what was there at adoption, as tags: none at all when nothing was (so that an
+/// identity wiform made carries no such tag).
+pub fn unmanaged_tags(entries: &BTreeSet<String>) -> BTreeMap<String, String> {
+    if entries.is_empty() {
+        BTreeMap::new()
+    } else {
+        tags_of(UNMANAGED_TAG, entries)
+    }
+}
+
+/// What an identity records as there at its adoption, from now on: when it is adopted now,
+/// everything on it that is not wiform's (`live_ids`); else what it recorded that is still there.
+pub fn unmanaged(
+    adopting: bool,
+    recorded: Option<BTreeSet<String>>,
+    live_ids: impl Iterator<Item = String>,
+) -> BTreeSet<String> {
+    let live: BTreeSet<String> = live_ids.map(|id| unmanaged_entry(&id)).collect();
+    if adopting {
+        live
+    } else {
+        recorded
+            .unwrap_or_default()
+            .intersection(&live)
+            .cloned()
+            .collect()
+    }
+}
+
 /// The record tags among `tags` (to compare the live record with the desired one).
 pub fn record_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     tags.iter()
         .filter(|(k, _)| {
             let k = k.to_ascii_lowercase();
-            k.starts_with(CREDENTIALS_TAG) || k.starts_with(GRANTS_TAG)
+            k.starts_with(CREDENTIALS_TAG)
+                || k.starts_with(GRANTS_TAG)
+                || k.starts_with(UNMANAGED_TAG)
         })
         .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
         .collect()

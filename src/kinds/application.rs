@@ -3,6 +3,8 @@
 //! its marker and records in the application's tags. Microsoft Graph v1.0 `applications`,
 //! `servicePrincipals` (src/providers/azure/applications.rs).
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 use serde_json::json;
 
@@ -34,6 +36,25 @@ pub struct Desired {
     #[serde(skip)]
     pub key: String,
     pub display_name: String,
+    /// `prune_unmanaged = true`: what was on it at adoption may go too.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub prune_unmanaged: bool,
+}
+
+/// What the application records as there when wiform adopted it.
+fn unmanaged_record(observed: &Observed, live: &Live, adopting: bool) -> BTreeSet<String> {
+    let credentials = observed
+        .azure
+        .application_credentials
+        .get(&live.object_id)
+        .map_or(&[][..], Vec::as_slice);
+    super::managed_identity::unmanaged_record(
+        observed,
+        credentials,
+        live.service_principal_id.as_deref(),
+        &live.tag_map(),
+        adopting,
+    )
 }
 
 impl Desired {
@@ -46,6 +67,7 @@ impl Desired {
                 .as_ref()
                 .map_or(key, |n| n.value.as_str())
                 .to_string(),
+            prune_unmanaged: identity.prune_unmanaged.as_ref().is_some_and(|p| p.value),
         }
     }
 }
@@ -114,6 +136,10 @@ pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) -> PlanOutputs {
     out.client_id = Out::Known(live.app_id.clone());
     out.principal_id = principal.map_or(Out::Unknown, |p| Out::Known(p.to_string()));
     out.live_key = Some(live.object_id.clone());
+    out.unmanaged = unmanaged_record(ctx.observed, live, action == Some(Action::Adopt));
+    out.prune_unmanaged = desired.prune_unmanaged;
+    let mut records = std::mem::take(&mut ctx.records);
+    records.extend(records::unmanaged_tags(&out.unmanaged));
     let (action, reason) = match action {
         Some(action) => (action, None),
         None if principal.is_none() => (
@@ -121,7 +147,7 @@ pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) -> PlanOutputs {
             Some("the application has no service principal".to_string()),
         ),
         None if differs(&fields) => (Action::Update, None),
-        None if records::record_tags(&live.tag_map()) != ctx.records => (
+        None if records::record_tags(&live.tag_map()) != records => (
             Action::Update,
             Some(super::managed_identity::RECORDS_STALE.into()),
         ),
@@ -135,17 +161,25 @@ pub async fn apply<A: AzureApi, C: ClusterApi>(
     desired: &Desired,
     ctx: &ApplyCtx<'_, A, C>,
 ) -> Result<Option<Outputs>, Failure> {
-    let request = DesiredApplication {
-        stack: ctx.stack.to_string(),
-        key: desired.key.clone(),
-        display_name: desired.display_name.clone(),
-        records: ctx.records.clone(),
-    };
     let current = ctx
         .change
         .id
         .as_deref()
         .and_then(|id| find_live(ctx.observed, id));
+    let mut records = ctx.records.clone();
+    if let Some(live) = current {
+        records.extend(records::unmanaged_tags(&unmanaged_record(
+            ctx.observed,
+            live,
+            ctx.change.action == Action::Adopt,
+        )));
+    }
+    let request = DesiredApplication {
+        stack: ctx.stack.to_string(),
+        key: desired.key.clone(),
+        display_name: desired.display_name.clone(),
+        records,
+    };
     let live = ctx.azure.put_application(&request, current).await?;
     Ok(Some(Outputs {
         client_id: Some(live.app_id.clone()),

@@ -53,6 +53,10 @@ pub struct PlanOutputs {
     pub issuer_url: Out,
     /// Managed identity: its live key (lower-case ARM id). Application: its object id.
     pub live_key: Option<String>,
+    /// An identity's record of what was on it when wiform adopted it (`engine::records`):
+    /// those of its extras are kept unless `prune_unmanaged`.
+    pub unmanaged: BTreeSet<String>,
+    pub prune_unmanaged: bool,
 }
 
 impl PlanOutputs {
@@ -62,6 +66,8 @@ impl PlanOutputs {
             principal_id: Out::Missing,
             issuer_url: Out::Missing,
             live_key: None,
+            unmanaged: BTreeSet::new(),
+            prune_unmanaged: false,
         }
     }
 }
@@ -193,6 +199,31 @@ pub struct Orphan {
 }
 
 impl Orphan {
+    /// How the plan shows an object that was on an identity when wiform adopted it: read,
+    /// never deleted (unless the identity says `prune_unmanaged = true`).
+    pub fn into_unmanaged(self) -> Change {
+        Change {
+            address: self.address,
+            resource_type: self.kind,
+            action: Action::Read,
+            reason: Some(
+                "not managed by wiform: it was on the identity when wiform adopted it (`prune_unmanaged = true` on the identity lets apply delete it)"
+                    .into(),
+            ),
+            id: Some(self.live_id),
+            fields: self
+                .fields
+                .into_iter()
+                .map(|f| FieldChange {
+                    after: f.before.clone().map_or(After::Unknown, After::Known),
+                    ..f
+                })
+                .collect(),
+            not_in_config: true,
+            depends_on: Vec::new(),
+        }
+    }
+
     pub fn into_change(self) -> Change {
         Change {
             address: self.address,

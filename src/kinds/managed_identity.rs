@@ -3,7 +3,7 @@
 //! their credentials and grants. ARM: `Microsoft.ManagedIdentity/userAssignedIdentities`
 //! (src/providers/azure/identities.rs).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -41,6 +41,31 @@ pub struct Desired {
     pub name: String,
     pub location: String,
     pub tags: BTreeMap<String, String>,
+    /// `prune_unmanaged = true`: what was on it at adoption may go too.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub prune_unmanaged: bool,
+}
+
+/// What an identity records as there when wiform adopted it (its credentials of `credentials`,
+/// the role assignments without a marker of `principal`), from its live `tags`.
+pub fn unmanaged_record(
+    observed: &Observed,
+    credentials: &[super::federated_credential::Live],
+    principal: Option<&str>,
+    tags: &BTreeMap<String, String>,
+    adopting: bool,
+) -> BTreeSet<String> {
+    let assignments = observed
+        .azure
+        .role_assignments
+        .iter()
+        .filter(|a| Some(a.principal_id.as_str()) == principal && a.owner == Owner::Unowned)
+        .map(|a| a.id.clone());
+    records::unmanaged(
+        adopting,
+        records::read(tags, records::UNMANAGED_TAG),
+        credentials.iter().map(|c| c.id.clone()).chain(assignments),
+    )
 }
 
 impl Desired {
@@ -64,6 +89,7 @@ impl Desired {
                 .to_string(),
             location: defaults.location(identity.location.as_ref()),
             tags: super::string_map(&identity.tags),
+            prune_unmanaged: identity.prune_unmanaged.as_ref().is_some_and(|p| p.value),
         }
     }
 
@@ -94,6 +120,7 @@ pub fn observe_scope(desired: &Desired, scope: &mut ObserveScope) {
 
 pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) -> PlanOutputs {
     let mut out = PlanOutputs::missing();
+    let desired_prune = desired.prune_unmanaged;
     let desired = desired.request(ctx.stack, std::mem::take(&mut ctx.records));
     if ctx.failed(&Listing::Identities(
         desired.subscription_id.to_ascii_lowercase(),
@@ -144,7 +171,7 @@ pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) -> PlanOutputs {
         ctx.decide(Action::Create, None, None, fields, hash);
         return out;
     };
-    ctx.claim(Claim::Identity(key));
+    ctx.claim(Claim::Identity(key.clone()));
     let Some(owned) = ctx.ownership(
         &live.owner,
         || format!("managed identity {}", live.label()),
@@ -183,6 +210,24 @@ pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) -> PlanOutputs {
         );
         return out;
     }
+    let credentials = ctx
+        .observed
+        .azure
+        .identity_credentials
+        .get(&key)
+        .map_or(&[][..], Vec::as_slice);
+    out.unmanaged = unmanaged_record(
+        ctx.observed,
+        credentials,
+        Some(&live.principal_id),
+        &live.tags,
+        !owned,
+    );
+    out.prune_unmanaged = desired_prune;
+    let mut desired = desired;
+    desired
+        .records
+        .extend(records::unmanaged_tags(&out.unmanaged));
     let client = After::Known(json!(live.client_id));
     let principal = After::Known(json!(live.principal_id));
     fields.push(computed("client_id", Some(&live.client_id), client));
@@ -212,7 +257,25 @@ pub async fn apply<A: AzureApi, C: ClusterApi>(
     desired: &Desired,
     ctx: &ApplyCtx<'_, A, C>,
 ) -> Result<Option<Outputs>, Failure> {
-    let desired = desired.request(ctx.stack, ctx.records.clone());
+    let mut desired = desired.request(ctx.stack, ctx.records.clone());
+    if let Some(live) = ctx.observed.azure.identities.get(&desired.key())
+        && ctx.change.action != Action::Replace
+    {
+        let credentials = ctx
+            .observed
+            .azure
+            .identity_credentials
+            .get(&live.key())
+            .map_or(&[][..], Vec::as_slice);
+        let unmanaged = unmanaged_record(
+            ctx.observed,
+            credentials,
+            Some(&live.principal_id),
+            &live.tags,
+            ctx.change.action == Action::Adopt,
+        );
+        desired.records.extend(records::unmanaged_tags(&unmanaged));
+    }
     if ctx.change.action == Action::Replace
         && let Some(live) = ctx.observed.azure.identities.get(&desired.key())
     {
@@ -289,6 +352,7 @@ mod tests {
             name: "api".into(),
             location: "westeurope".into(),
             tags: BTreeMap::from([("a".into(), "b".into())]),
+            prune_unmanaged: false,
         };
         let records = BTreeMap::from([(records::CREDENTIALS_TAG.to_string(), String::new())]);
         let request = desired.request("s", records.clone());

@@ -85,12 +85,30 @@ fn changes(plan: &Plan) -> Vec<&Change> {
         .collect()
 }
 
-/// Resources apply leaves alone (in sync, or only read).
+/// Resources of the config apply leaves alone (in sync, or only read).
 fn in_sync(plan: &Plan) -> usize {
     plan.changes
         .iter()
-        .filter(|c| !c.action.is_change())
+        .filter(|c| !c.action.is_change() && !c.not_in_config)
         .count()
+}
+
+/// Live objects the config does not name that apply leaves alone (what AKS made, what was on
+/// an identity when wiform adopted it), each with why.
+fn left_alone(plan: &Plan) -> Option<String> {
+    let lines: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| !c.action.is_change() && c.not_in_config)
+        .map(|c| {
+            format!(
+                "  {}: {}\n",
+                c.address,
+                c.reason.as_deref().unwrap_or("left alone")
+            )
+        })
+        .collect();
+    (!lines.is_empty()).then(|| format!("Left alone:\n{}", lines.concat()))
 }
 
 /// The notes under a resource's title: `not in config`, then the reason unless it says the same.
@@ -659,6 +677,7 @@ pub fn human(plan: &Plan, style: Style) -> String {
     if in_sync > 0 {
         sections.push(format!("{} in sync.\n", plural(in_sync, "resource")));
     }
+    sections.extend(left_alone(plan));
     sections.extend(plan.errors.iter().map(|e| human_error(e, pen)));
     if changes.is_empty() && plan.errors.is_empty() {
         sections.push(format!("{NO_CHANGES}\n"));

@@ -2,7 +2,8 @@
 //! federated-credential create` with a name of the user's choosing, `kubectl annotate`), then a
 //! natural identity.toml for it (no `federation_name`): the credential is the same one (same
 //! issuer and subject), so wiform takes it over under its name: nothing is created beside it,
-//! nothing deleted, and the apply succeeds.
+//! nothing deleted, and the apply succeeds; another credential that was on the identity before
+//! stays, shown as not managed by wiform.
 
 use reqwest::Method;
 use serde_json::json;
@@ -68,6 +69,17 @@ fn a_credential_made_by_hand_under_another_name_is_taken_over_not_duplicated() {
         }})),
     );
     assert!(matches!(status, 200 | 201), "{status}: {body}");
+    // Another credential someone made on it, which the config does not name.
+    let (status, body) = sb.arm(
+        Method::PUT,
+        &path.replace("HandMadeFederatedIdentity", "LaptopDebug"),
+        Some(json!({"properties": {
+            "issuer": issuer,
+            "subject": "system:serviceaccount:debug:laptop",
+            "audiences": ["api://AzureADTokenExchange"],
+        }})),
+    );
+    assert!(matches!(status, 200 | 201), "{status}: {body}");
 
     let dir = tempfile::tempdir().expect("a temporary directory");
     let file = Config::example("quickstart").write(dir.path());
@@ -89,6 +101,11 @@ fn a_credential_made_by_hand_under_another_name_is_taken_over_not_duplicated() {
         "{}",
         plan.transcript()
     );
+    assert!(
+        plan.stdout.contains("not managed by wiform"),
+        "the extra credential is shown, kept:\n{}",
+        plan.transcript()
+    );
 
     let run = sb.apply(&file);
     assert_eq!(run.code, 0, "{}", run.transcript());
@@ -102,6 +119,17 @@ fn a_credential_made_by_hand_under_another_name_is_taken_over_not_duplicated() {
         .filter_map(|c| c["name"].as_str())
         .map(|n| n.rsplit('/').next().unwrap_or(n))
         .collect();
-    assert_eq!(names, ["HandMadeFederatedIdentity"], "{listed}");
+    // What was on the identity before wiform adopted it stays (issue 16: what wiform did not
+    // make, it does not remove), and the identity records it.
+    assert_eq!(
+        names,
+        ["HandMadeFederatedIdentity", "LaptopDebug"],
+        "{listed}"
+    );
+    let (_, identity) = sb.arm(Method::GET, &identity_path(GROUP, "keyvault-reader"), None);
+    assert!(
+        identity["tags"]["wiform-unmanaged"].is_string(),
+        "{identity}"
+    );
     sb.assert_in_sync(&file);
 }

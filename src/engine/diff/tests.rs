@@ -2210,30 +2210,94 @@ fn the_fingerprint_follows_what_the_plan_touches() {
     }
 }
 
-#[test]
-fn an_adopted_identity_loses_its_extras() {
-    // Adoption makes the identity the stack's: its extra credentials and grants are pruned
-    // like those of an identity wiform created (the plan shows them first).
+/// The identity `api` without wiform's marker, with a credential and a grant made by hand.
+fn adoptable_api_with_extras() -> Observed {
     let api = managed("api", "westeurope", Mark::Unmarked, &[]);
     let extra = credential(&api, "added-by-hand", GITHUB, MAIN);
-    let mut observed = with_api(vec![assignment(
+    with_api(vec![assignment(
         "22222222-0000-4000-8000-000000000002",
         &format!("/subscriptions/{SUB}/resourceGroups/rg-other"),
         "principal-api",
         reader(),
         Mark::Unmarked,
         None,
-    )]);
-    observed = observed.with_identity(api, vec![extra]);
-    let plan = plan_for(ROLE, &observed);
+    )])
+    .with_identity(api, vec![extra])
+}
+
+const EXTRAS: [&str; 2] = [
+    "role_grant.api[\"Reader\" @ /subscriptions/bbbbbbbb-0000-4000-8000-000000000001/resourcegroups/rg-other]",
+    "federated_credential.api/added-by-hand",
+];
+
+#[test]
+fn what_was_on_an_identity_when_it_is_adopted_is_kept_and_shown() {
+    // What wiform did not make, it does not remove (issue 16): the plan shows it, read.
+    let plan = plan_for(ROLE, &adoptable_api_with_extras());
     assert_eq!(plan.action(IDENTITY), Action::Adopt);
+    assert!(plan.deletes().is_empty(), "{:?}", plan.deletes());
+    for address in EXTRAS {
+        let kept = plan.get(address);
+        assert_eq!(kept.action, Action::Read, "{address}");
+        assert!(
+            kept.reason().starts_with("not managed by wiform"),
+            "{}",
+            kept.reason()
+        );
+        assert!(kept.not_in_config);
+    }
+}
+
+#[test]
+fn an_adopted_identity_that_opts_in_loses_its_extras() {
+    // `prune_unmanaged = true`: its extra credentials and grants are pruned like those of an
+    // identity wiform created (the plan shows them first).
+    let config = ROLE.replace(
+        "resource_group = \"rg-id\"\n",
+        "resource_group = \"rg-id\"\nprune_unmanaged = true\n",
+    );
+    let plan = plan_for(&config, &adoptable_api_with_extras());
+    assert_eq!(plan.action(IDENTITY), Action::Adopt);
+    assert_eq!(plan.deletes(), EXTRAS);
+}
+
+#[test]
+fn what_the_identity_recorded_at_adoption_stays_and_what_came_later_goes() {
+    let api = managed("api", "westeurope", Mark::Mine, &[]);
+    let there_before = credential(&api, "there-before", GITHUB, MAIN);
+    let added_later = credential(
+        &api,
+        "added-later",
+        GITHUB,
+        "repo:contoso/shop:ref:refs/heads/x",
+    );
+    let mut api = api;
+    // As the apply that adopted it wrote: the config's records, and what was there.
+    let config = graph(ROLE);
+    let id = config
+        .node_ids()
+        .find(|&n| config.node(n).address == IDENTITY)
+        .unwrap();
+    api.tags
+        .extend(crate::engine::records::identity_records(&config, id));
+    api.tags.extend(crate::engine::records::unmanaged_tags(
+        &[crate::engine::records::unmanaged_entry(&there_before.id)]
+            .into_iter()
+            .collect(),
+    ));
+    let observed = with_api(Vec::new()).with_identity(api, vec![there_before, added_later]);
+    let plan = plan_for(ROLE, &observed);
     assert_eq!(
-        plan.deletes(),
-        [
-            format!("role_grant.api[\"Reader\" @ /subscriptions/{SUB}/resourcegroups/rg-other]")
-                .as_str(),
-            "federated_credential.api/added-by-hand",
-        ]
+        plan.get("federated_credential.api/there-before").action,
+        Action::Read
+    );
+    assert_eq!(plan.deletes(), ["federated_credential.api/added-later"]);
+    // The record of what was there is kept as it is: the identity has nothing to update.
+    assert_eq!(
+        plan.action(IDENTITY),
+        Action::NoOp,
+        "{:#?}",
+        plan.get(IDENTITY)
     );
 }
 
