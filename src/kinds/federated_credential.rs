@@ -304,7 +304,13 @@ pub async fn apply<A: AzureApi, C: ClusterApi>(
                 issuer,
                 subject: desired.subject.clone(),
                 audiences: desired.audiences.clone(),
-                description: None,
+                // wiform does not manage the description: one set by hand stays (issue 16).
+                description: ctx
+                    .change
+                    .id
+                    .as_deref()
+                    .and_then(|id| ctx.observed.azure.credential(id))
+                    .and_then(|live| live.description.clone()),
             };
             ctx.azure
                 .put_application_credential(&parent, &request)

@@ -488,3 +488,71 @@ fn only_what_takes_over_from_an_object_withholds_its_delete() {
     );
     assert_eq!(withheld_by(&doomed, &[]), None);
 }
+
+#[tokio::test]
+async fn a_credentials_description_set_by_hand_stays_when_apply_updates_it() {
+    let config = r#"
+version = 1
+name = "shop"
+[azure]
+tenant_id = "aaaaaaaa-0000-4000-8000-000000000001"
+subscription_id = "bbbbbbbb-0000-4000-8000-000000000001"
+location = "westeurope"
+[identities.web]
+kind = "application"
+[[federations]]
+identity = "web"
+name = "github-main"
+issuer = "https://token.actions.githubusercontent.com"
+subject = "repo:contoso/web:ref:refs/heads/main"
+"#;
+    let observation = azure(|o| {
+        let app = crate::providers::azure::applications::LiveApplication {
+            object_id: "object-web".into(),
+            app_id: "client-web".into(),
+            display_name: "web".into(),
+            unique_name: Some(crate::providers::azure::applications::unique_name(
+                STACK, "web",
+            )),
+            tags: vec![format!("wiform-stack:{STACK}")],
+            owner: Owner::Stack(Marker {
+                stack: STACK.into(),
+                spec_hash: None,
+            }),
+            service_principal_id: Some("principal-web".into()),
+        };
+        let credential = crate::providers::azure::federated::LiveCredential {
+            parent: crate::providers::azure::federated::CredentialParent::Application(
+                app.object_id.clone(),
+            ),
+            id: "fic-1".into(),
+            name: "github-main".into(),
+            issuer: "https://token.actions.githubusercontent.com".into(),
+            subject: "repo:contoso/web:ref:refs/heads/main".into(),
+            audiences: vec!["api://other".into()],
+            description: Some("set by hand".into()),
+        };
+        o.application_credentials
+            .insert(app.object_id.clone(), vec![credential]);
+        o.applications.push(app);
+    });
+    let run = Run::new(config, observation);
+    assert_eq!(
+        run.plan
+            .changes
+            .iter()
+            .find(|c| c.address == "federated_credential.web/github-main")
+            .map(|c| c.action),
+        Some(Action::Update)
+    );
+    let report = run.apply(Options::default()).await;
+    assert!(report.is_success(), "{:#?}", report.outcomes);
+    assert!(
+        run.azure.calls().contains(
+            &"put_application_credential object-web github-main description=set by hand"
+                .to_string()
+        ),
+        "{:#?}",
+        run.azure.calls()
+    );
+}

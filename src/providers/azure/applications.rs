@@ -147,7 +147,8 @@ pub struct DesiredApplicationCredential {
 
 impl DesiredApplicationCredential {
     /// The upsert body (federatedidentitycredential-upsert.md). A missing description is sent
-    /// as `null`, so that an update clears one set outside wiform.
+    /// as `null`: the kind passes the live description along, so that one set by hand stays
+    /// (wiform does not manage it).
     fn body(&self) -> Value {
         json!({
             "name": self.name,

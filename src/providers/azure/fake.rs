@@ -214,8 +214,9 @@ impl AzureApi for FakeAzure {
         desired: &DesiredApplicationCredential,
     ) -> Result<Upserted, AzureError> {
         self.record(format!(
-            "put_application_credential {object_id} {}",
-            desired.name
+            "put_application_credential {object_id} {} description={}",
+            desired.name,
+            desired.description.as_deref().unwrap_or("-")
         ))?;
         Ok(Upserted::Created)
     }
