@@ -54,7 +54,7 @@ pub enum ImportSource {
 /// What `wiform import` without `--from-terraform` reads.
 #[derive(Debug, Clone)]
 pub struct LiveSettings {
-    /// The subscription (ignored with `--sandbox`, which has one: an error when it differs).
+    /// The subscription (not used with `--sandbox`, which has one: a warning when it differs).
     pub subscription_id: Option<String>,
     /// The tenant (likewise).
     pub tenant_id: Option<String>,
@@ -365,6 +365,8 @@ async fn read_live(printer: &Printer, live: &LiveSettings) -> Result<Found, Fail
             for warning in &session.warnings {
                 printer.err(&format!("warning: {warning}\n"));
             }
+            // The sandbox emulates one subscription and one tenant: values given (perhaps by
+            // the environment, for other tools) are not used.
             for (flag, given, own) in [
                 (
                     "--subscription-id",
@@ -376,9 +378,9 @@ async fn read_live(printer: &Printer, live: &LiveSettings) -> Result<Found, Fail
                 if let Some(given) = given.as_deref()
                     && !given.eq_ignore_ascii_case(own)
                 {
-                    return Err(Failed::new(
-                        format!("{flag} {given} is not the sandbox's ({own})"),
-                        Some("leave it out with --sandbox: the sandbox emulates one of each"),
+                    printer.err(&format!(
+                        "warning: {flag} {given} is not used: --sandbox reads the sandbox's \
+                         ({own})\n"
                     ));
                 }
             }

@@ -382,7 +382,7 @@ pub fn map(found: &Found, stack_name: &str) -> Stack {
             identity: key.clone(),
             role_definition_id: Some(assignment.role_definition_id.clone()),
             role_name: None,
-            scope: assignment.scope.clone(),
+            scope: canonical_scope(&assignment.scope),
             condition: assignment.condition.clone(),
         };
         let (role, _) = super::write::role_text(&grant);
@@ -446,6 +446,30 @@ pub fn map(found: &Found, stack_name: &str) -> Stack {
         role_grants,
         notes,
     }
+}
+
+/// `scope` with ARM's usual spelling of the segments it names (`resourceGroups`,
+/// `managementGroups`): list answers may give them in lower case, and ARM compares without case.
+fn canonical_scope(scope: &str) -> String {
+    scope
+        .split('/')
+        .map(|segment| {
+            if segment.eq_ignore_ascii_case("resourcegroups") {
+                "resourceGroups"
+            } else if segment.eq_ignore_ascii_case("managementgroups") {
+                "managementGroups"
+            } else if segment.eq_ignore_ascii_case("subscriptions") {
+                "subscriptions"
+            } else if segment.eq_ignore_ascii_case("providers") {
+                "providers"
+            } else if segment.eq_ignore_ascii_case("microsoft.management") {
+                "Microsoft.Management"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Why identity.toml cannot hold `credential`, if it cannot (the rules of `wiform validate`).

@@ -105,7 +105,8 @@ fn found() -> Found {
                 id: format!(
                     "/subscriptions/{SUB}/resourceGroups/rg-cats/providers/Microsoft.Authorization/roleAssignments/5f3c"
                 ),
-                scope: format!("/subscriptions/{SUB}/resourceGroups/rg-cats"),
+                // As the list gives it: lower case.
+                scope: format!("/subscriptions/{SUB}/resourcegroups/rg-cats"),
                 role_definition_id: format!(
                     "/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{READER}"
                 ),
@@ -298,4 +299,31 @@ fn a_cluster_without_workload_identity_is_left_as_it_is() {
     let stack = map(&input, "cats");
     let text = validates(&stack);
     assert!(text.contains("enable_workload_identity = false"), "{text}");
+}
+
+#[test]
+fn a_kube_context_cluster_is_written_with_its_discovered_issuer() {
+    let mut input = found();
+    input.clusters = vec![FoundCluster {
+        kind: FoundClusterKind::Context {
+            kube_context: "kind-cats".into(),
+        },
+        issuer: Some(ISSUER.into()),
+    }];
+    let stack = map(&input, "cats");
+    assert_eq!(
+        stack.clusters[0].kind,
+        ClusterKind::Issuer {
+            issuer: ISSUER.into(),
+            kube_context: "kind-cats".into(),
+        }
+    );
+    assert_eq!(stack.service_accounts[0].cluster, "kind-cats");
+    let text = validates(&stack);
+    // The implied name now has the cluster key kind-cats: the credential named for aks-1 keeps
+    // its name with federation_name.
+    assert!(
+        text.contains("federation_name = \"aks-1-dogs-dogs-sa\""),
+        "{text}"
+    );
 }
