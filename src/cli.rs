@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands::apply::ApplySettings;
 use crate::commands::drift::DriftSettings;
-use crate::commands::import::ImportSettings;
+use crate::commands::import::{ImportSettings, ImportSource, LiveSettings};
 use crate::commands::plan::PlanSettings;
 use crate::commands::session::AzureSettings;
 use crate::commands::verify::VerifySettings;
@@ -70,11 +70,21 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormatArg::Dot)]
         format: GraphFormatArg,
     },
-    /// Write identity.toml from what already exists: a Terraform state (`terraform show -json`),
-    /// reading nothing from Azure.
+    /// Write identity.toml from what already exists: the live subscription and clusters, or a
+    /// Terraform state (`--from-terraform`).
     ///
-    /// Prints what could not be expressed, the next steps (plan: only adoptions; apply), and the
-    /// `terraform state rm` of exactly the resources wiform takes over.
+    /// Live (the default): reads, with list calls only, the user-assigned identities that have
+    /// federated credentials (in the --resource-groups, or the whole subscription), their
+    /// credentials and role assignments, and the service accounts annotated with
+    /// `azure.workload.identity/client-id` on the clusters named (--cluster, --kube-context).
+    /// A credential that trusts such an account of its identity becomes a service account entry;
+    /// any other a federation.
+    ///
+    /// --from-terraform reads nothing from Azure, and prints the `terraform state rm` of exactly
+    /// the resources wiform takes over.
+    ///
+    /// Either way it prints what could not be expressed and the next steps (plan: only
+    /// adoptions; apply).
     Import(ImportArgs),
     /// Run the built-in emulator of ARM, Microsoft Graph and the Entra token endpoint.
     #[command(subcommand)]
@@ -83,9 +93,43 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct ImportArgs {
-    /// The output of `terraform show -json` (the current state, not a plan).
-    #[arg(long, value_name = "FILE", required = true)]
-    from_terraform: PathBuf,
+    /// Import the output of `terraform show -json` (the current state, not a plan) instead of
+    /// reading Azure.
+    #[arg(long, value_name = "FILE", conflicts_with_all = LIVE_ONLY)]
+    from_terraform: Option<PathBuf>,
+    /// The subscription to read (default: $AZURE_SUBSCRIPTION_ID; with --sandbox, the
+    /// sandbox's).
+    #[arg(
+        long,
+        value_name = "GUID",
+        env = "AZURE_SUBSCRIPTION_ID",
+        hide_env_values = true
+    )]
+    subscription_id: Option<String>,
+    /// The Entra tenant (default: $AZURE_TENANT_ID; with --sandbox, the sandbox's).
+    #[arg(
+        long,
+        value_name = "GUID",
+        env = "AZURE_TENANT_ID",
+        hide_env_values = true
+    )]
+    tenant_id: Option<String>,
+    /// Import only the identities of this resource group (repeatable; default: every group).
+    #[arg(long = "resource-group", value_name = "RG")]
+    resource_groups: Vec<String>,
+    /// An AKS cluster whose annotated service accounts to import, as RESOURCE_GROUP/NAME
+    /// (repeatable); its issuer is read from ARM.
+    #[arg(long = "cluster", value_name = "AKS_RG/NAME", value_parser = parse_aks)]
+    clusters: Vec<(String, String)>,
+    /// A kubeconfig context of another cluster whose annotated service accounts to import
+    /// (repeatable); its issuer is read from the API server's OIDC discovery document.
+    #[arg(long = "kube-context", value_name = "CTX")]
+    kube_contexts: Vec<String>,
+    /// Read service accounts only in this namespace (repeatable; default: every namespace).
+    #[arg(long = "namespace", value_name = "NS")]
+    namespaces: Vec<String>,
+    #[command(flatten)]
+    azure: AzureArgs,
     /// Write identity.toml to FILE (default: stdout). An existing file is kept unless --force.
     #[arg(short = 'o', long = "out", value_name = "FILE")]
     out: Option<PathBuf>,
@@ -95,6 +139,27 @@ struct ImportArgs {
     /// Replace the -o file when it exists.
     #[arg(long, requires = "out")]
     force: bool,
+}
+
+/// The flags of the live import, which --from-terraform does not take (the subscription and
+/// tenant not among them: the environment may set them for other tools).
+const LIVE_ONLY: [&str; 5] = [
+    "resource_groups",
+    "clusters",
+    "kube_contexts",
+    "namespaces",
+    "sandbox",
+];
+
+fn parse_aks(text: &str) -> Result<(String, String), String> {
+    match text.split_once('/') {
+        Some((rg, name)) if !rg.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((rg.to_string(), name.to_string()))
+        }
+        _ => Err(format!(
+            "{text:?} is not RESOURCE_GROUP/NAME (e.g. rg-platform/aks-prod)"
+        )),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -380,7 +445,18 @@ pub fn run() -> ExitCode {
         Command::Import(args) => commands::import::run(
             &printer,
             &ImportSettings {
-                from_terraform: args.from_terraform,
+                source: match args.from_terraform {
+                    Some(file) => ImportSource::Terraform(file),
+                    None => ImportSource::Live(LiveSettings {
+                        subscription_id: args.subscription_id,
+                        tenant_id: args.tenant_id,
+                        resource_groups: args.resource_groups,
+                        clusters: args.clusters,
+                        kube_contexts: args.kube_contexts,
+                        namespaces: args.namespaces,
+                        azure: args.azure.settings(),
+                    }),
+                },
                 out: args.out,
                 name: args.name,
                 force: args.force,
@@ -448,6 +524,49 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn import_reads_the_live_subscription_unless_from_terraform() {
+        let cli = Cli::try_parse_from([
+            "wiform",
+            "import",
+            "--cluster",
+            "rg/aks",
+            "--kube-context",
+            "kind",
+            "--namespace",
+            "cats",
+            "--sandbox",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Import(args) => {
+                assert_eq!(args.clusters, [("rg".to_string(), "aks".to_string())]);
+                assert!(args.from_terraform.is_none());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        for bad in [
+            &[
+                "wiform",
+                "import",
+                "--from-terraform",
+                "s.json",
+                "--cluster",
+                "rg/aks",
+            ][..],
+            &[
+                "wiform",
+                "import",
+                "--from-terraform",
+                "s.json",
+                "--sandbox",
+            ],
+            &["wiform", "import", "--cluster", "aks"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

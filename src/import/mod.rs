@@ -7,9 +7,11 @@
 //!   short (implied names, built-in role names, relative scopes) and the notes at the end;
 //! - [`issuer`]: the well-known issuers of federated credentials (GitHub Actions, Azure DevOps,
 //!   GitLab, HCP Terraform, Kubernetes);
+//! - [`live`]: what the list calls found in Azure and the clusters (plain data) → the model;
 //! - [`terraform`]: `terraform show -json` output → the model, and the addresses taken over.
 
 pub mod issuer;
+pub mod live;
 pub mod model;
 pub mod terraform;
 pub mod write;

@@ -8,7 +8,8 @@
 //! - `partial`: a role grant the caller may not write fails alone, and converges once allowed;
 //! - `crash`: an apply killed at a random moment, then run again to completion;
 //! - `saved_plan`: `plan --out` then `apply PLANFILE`, fresh and stale;
-//! - `brownfield`: a credential made by hand under another name is taken over, not duplicated.
+//! - `brownfield`: a credential made by hand under another name is taken over, not duplicated;
+//! - `import_live`: `wiform import` of a recipe-made setup writes a file whose plan only adopts.
 //!
 //! Cases that product bugs keep from passing are left out; a comment says where and why.
 
@@ -16,6 +17,7 @@ mod brownfield;
 mod crash;
 mod examples;
 mod faults;
+mod import_live;
 #[path = "../../benches/support/large.rs"]
 mod large;
 mod partial;
