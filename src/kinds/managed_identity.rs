@@ -47,7 +47,7 @@ pub struct Desired {
 }
 
 /// What an identity records as there when wiform adopted it (its credentials of `credentials`,
-/// the role assignments without a marker of `principal`), from its live `tags`.
+/// the role assignments of `principal`), from its live `tags`.
 pub fn unmanaged_record(
     observed: &Observed,
     credentials: &[super::federated_credential::Live],
@@ -59,7 +59,9 @@ pub fn unmanaged_record(
         .azure
         .role_assignments
         .iter()
-        .filter(|a| Some(a.principal_id.as_str()) == principal && a.owner == Owner::Unowned)
+        // Any marker: one the config adopts gets wiform's marker by the same apply, and stays
+        // what was there at adoption.
+        .filter(|a| Some(a.principal_id.as_str()) == principal)
         .map(|a| a.id.clone());
     records::unmanaged(
         adopting,
