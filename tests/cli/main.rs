@@ -375,3 +375,31 @@ fn the_drift_demo_shows_a_change_made_with_curl() {
     );
     assert!(stdout.contains("exit 2"), "{stdout}");
 }
+
+/// Issue 16's acceptance: `bash examples/brownfield/demo.sh` builds the end state of the Cats API
+/// recipe with the requests `az` and `kubectl` send, imports it, plans only adoptions, applies,
+/// and verify says the service account still gets its token.
+#[test]
+fn the_brownfield_demo_imports_a_recipe_made_setup_and_verifies_it() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new("bash")
+        .arg(root.join("examples/brownfield/demo.sh"))
+        .env("WIFORM", env!("CARGO_BIN_EXE_wiform"))
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for expected in [
+        "federation_name = \"CatsApiFederatedIdentity\"",
+        "Plan: 0 to add, 0 to change, 0 to replace, 0 to destroy, 3 to adopt.",
+        "OK: every service account (1) can get its Azure token.",
+        "No changes. Azure and Kubernetes match identity.toml.",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} in:\n{stdout}\n{stderr}"
+        );
+    }
+}
