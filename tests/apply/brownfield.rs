@@ -133,3 +133,115 @@ fn a_credential_made_by_hand_under_another_name_is_taken_over_not_duplicated() {
     );
     sb.assert_in_sync(&file);
 }
+
+/// While apply adopts a recipe-made setup, the workload keeps getting its token: a probe
+/// exchanges the service account's token at Entra every 100 ms and is never refused.
+#[test]
+fn a_workload_keeps_its_token_while_apply_adopts_its_setup() {
+    let sb = Sandbox::start();
+    sb.seed(&Seed {
+        resource_groups: vec![SeedGroup {
+            name: GROUP.into(),
+            location: "westeurope".into(),
+            tags: Default::default(),
+        }],
+        managed_clusters: vec![SeedCluster {
+            resource_group: GROUP.into(),
+            name: "aks-workload-id".into(),
+            location: "westeurope".into(),
+            oidc_issuer: true,
+            workload_identity: true,
+        }],
+        ..Seed::default()
+    });
+    let (status, identity) = sb.arm(
+        Method::PUT,
+        &identity_path(GROUP, "keyvault-reader"),
+        Some(json!({"location": "westeurope"})),
+    );
+    assert_eq!(status, 201, "{identity}");
+    let client_id = identity["properties"]["clientId"]
+        .as_str()
+        .expect("a client id")
+        .to_string();
+    let cluster = sb.aks("aks-workload-id");
+    let (_, clusters) = sb.arm(
+        Method::GET,
+        "/subscriptions/bbbbbbbb-0000-4000-8000-000000000001/providers/Microsoft.ContainerService/managedClusters?api-version=2025-07-01",
+        None,
+    );
+    let issuer = clusters["value"][0]["properties"]["oidcIssuerProfile"]["issuerURL"]
+        .as_str()
+        .expect("the cluster's issuer")
+        .to_string();
+    let (status, body) = sb.arm(
+        Method::PUT,
+        &credentials_path().replace(
+            "/federatedIdentityCredentials?",
+            "/federatedIdentityCredentials/HandMadeFederatedIdentity?",
+        ),
+        Some(json!({"properties": {
+            "issuer": issuer,
+            "subject": "system:serviceaccount:workload-id-test:workload-id-sa",
+            "audiences": ["api://AzureADTokenExchange"],
+        }})),
+    );
+    assert!(matches!(status, 200 | 201), "{status}: {body}");
+    // `kubectl create namespace`, `kubectl create serviceaccount`, `kubectl annotate`.
+    for (path, object) in [
+        (
+            "/api/v1/namespaces".to_string(),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "workload-id-test"}}),
+        ),
+        (
+            "/api/v1/namespaces/workload-id-test/serviceaccounts".to_string(),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
+                "name": "workload-id-sa",
+                "annotations": {"azure.workload.identity/client-id": client_id},
+            }}),
+        ),
+    ] {
+        let (status, body) = sb.kube(&cluster, Method::POST, &path, Some(object));
+        assert_eq!(status, 201, "{body}");
+    }
+    // The workload works before wiform touches anything (after the credential replicates).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, body) =
+            sb.exchange(&cluster, "workload-id-test", "workload-id-sa", &client_id);
+        if status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}: {body}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = Config::example("quickstart").write(dir.path());
+    let mut refusals = Vec::new();
+    let mut probes = 0;
+    let run = std::thread::scope(|scope| {
+        let apply = scope.spawn(|| sb.apply(&file));
+        while !apply.is_finished() {
+            let (status, body) =
+                sb.exchange(&cluster, "workload-id-test", "workload-id-sa", &client_id);
+            probes += 1;
+            if status != 200 {
+                refusals.push(format!("{status}: {body}"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        apply.join().expect("apply ran")
+    });
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(probes > 0);
+    assert!(
+        refusals.is_empty(),
+        "the workload lost its token during apply ({} of {probes} probes):\n{}",
+        refusals.len(),
+        refusals.join("\n")
+    );
+    let (status, body) = sb.exchange(&cluster, "workload-id-test", "workload-id-sa", &client_id);
+    assert_eq!(status, 200, "{body}");
+    sb.assert_in_sync(&file);
+}

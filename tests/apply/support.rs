@@ -220,6 +220,63 @@ impl Sandbox {
         })
     }
 
+    /// What a workload does to get an Azure token: its service account's token (TokenRequest on
+    /// `cluster`), exchanged at the sandbox's Entra endpoint for identity `client_id`. The
+    /// status of the exchange and its body (an `error_description` with the AADSTS code when
+    /// refused).
+    pub fn exchange(
+        &self,
+        cluster: &ClusterAccess,
+        namespace: &str,
+        name: &str,
+        client_id: &str,
+    ) -> (u16, Value) {
+        let (status, minted) = self.kube(
+            cluster,
+            Method::POST,
+            &format!("/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"),
+            Some(json!({
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"audiences": ["api://AzureADTokenExchange"], "expirationSeconds": 600},
+            })),
+        );
+        assert_eq!(status, 201, "TokenRequest: {minted}");
+        let token = minted["status"]["token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let url = format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.base_url(),
+            self.app().tenant_id()
+        );
+        self.runtime.block_on(async {
+            let response = self
+                .http
+                .post(url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", token.as_str()),
+                    ("scope", "https://management.azure.com/.default"),
+                ])
+                .send()
+                .await
+                .expect("the sandbox answers");
+            let status = response.status().as_u16();
+            let bytes = response.bytes().await.unwrap_or_default();
+            (
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            )
+        })
+    }
+
     /// An ARM request as the Owner client (`path` from `/subscriptions/…` or `/providers/…`,
     /// with its api-version): the status and the body.
     pub fn arm(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
