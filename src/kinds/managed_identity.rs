@@ -46,6 +46,26 @@ pub struct Desired {
     pub prune_unmanaged: bool,
 }
 
+/// How the record of what was there at adoption names a tag.
+fn tag_entry(key: &str) -> String {
+    format!("tag:{key}")
+}
+
+/// The user tags of a live identity that the config does not set and wiform leaves alone: all
+/// of them when it adopts the identity now, else those it recorded as there at adoption.
+fn kept_tags(
+    live: &Live,
+    config: &BTreeMap<String, String>,
+    adopting: bool,
+) -> BTreeMap<String, String> {
+    let recorded = records::read(&live.tags, records::UNMANAGED_TAG).unwrap_or_default();
+    live.user_tags()
+        .into_iter()
+        .filter(|(k, _)| !config.contains_key(k))
+        .filter(|(k, _)| adopting || recorded.contains(&records::unmanaged_entry(&tag_entry(k))))
+        .collect()
+}
+
 /// What an identity records as there when wiform adopted it (its credentials of `credentials`,
 /// the role assignments of `principal`), from its live `tags`.
 pub fn unmanaged_record(
@@ -54,6 +74,25 @@ pub fn unmanaged_record(
     principal: Option<&str>,
     tags: &BTreeMap<String, String>,
     adopting: bool,
+) -> BTreeSet<String> {
+    unmanaged_record_with(
+        observed,
+        credentials,
+        principal,
+        tags,
+        adopting,
+        &BTreeMap::new(),
+    )
+}
+
+/// [`unmanaged_record`], with the user tags wiform leaves alone.
+fn unmanaged_record_with(
+    observed: &Observed,
+    credentials: &[super::federated_credential::Live],
+    principal: Option<&str>,
+    tags: &BTreeMap<String, String>,
+    adopting: bool,
+    kept_tags: &BTreeMap<String, String>,
 ) -> BTreeSet<String> {
     let assignments = observed
         .azure
@@ -66,7 +105,11 @@ pub fn unmanaged_record(
     records::unmanaged(
         adopting,
         records::read(tags, records::UNMANAGED_TAG),
-        credentials.iter().map(|c| c.id.clone()).chain(assignments),
+        credentials
+            .iter()
+            .map(|c| c.id.clone())
+            .chain(assignments)
+            .chain(kept_tags.keys().map(|k| tag_entry(k))),
     )
 }
 
@@ -131,6 +174,12 @@ pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) -> PlanOutputs {
     }
     let key = desired.key();
     let live = ctx.observed.azure.identities.get(&key);
+    // Tags set by hand before wiform adopted the identity stay (what it leaves alone).
+    let kept = live
+        .map(|l| kept_tags(l, &desired.tags, !l.owner.is_stack(ctx.stack)))
+        .unwrap_or_default();
+    let mut desired = desired;
+    desired.tags.extend(kept.clone());
     let location = normalize_location(&desired.location);
     // ARM names are case-insensitive: the identity was matched by its lower-cased id, so a name
     // spelt with other capitals is the same object, not a change.
@@ -218,15 +267,15 @@ pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) -> PlanOutputs {
         .identity_credentials
         .get(&key)
         .map_or(&[][..], Vec::as_slice);
-    out.unmanaged = unmanaged_record(
+    out.unmanaged = unmanaged_record_with(
         ctx.observed,
         credentials,
         Some(&live.principal_id),
         &live.tags,
         !owned,
+        &kept,
     );
     out.prune_unmanaged = desired_prune;
-    let mut desired = desired;
     desired
         .records
         .extend(records::unmanaged_tags(&out.unmanaged));
@@ -269,13 +318,17 @@ pub async fn apply<A: AzureApi, C: ClusterApi>(
             .identity_credentials
             .get(&live.key())
             .map_or(&[][..], Vec::as_slice);
-        let unmanaged = unmanaged_record(
+        let adopting = ctx.change.action == Action::Adopt;
+        let kept = kept_tags(live, &desired.tags, adopting);
+        let unmanaged = unmanaged_record_with(
             ctx.observed,
             credentials,
             Some(&live.principal_id),
             &live.tags,
-            ctx.change.action == Action::Adopt,
+            adopting,
+            &kept,
         );
+        desired.tags.extend(kept);
         desired.records.extend(records::unmanaged_tags(&unmanaged));
     }
     if ctx.change.action == Action::Replace

@@ -2589,3 +2589,46 @@ fn the_credential_aks_makes_counts_toward_the_limit() {
     );
     assert!(error.message.contains("aks-identity-binding"));
 }
+
+#[test]
+fn tags_set_by_hand_before_adoption_stay_and_later_ones_follow_the_config() {
+    // Adoption takes over what the config sets and leaves the other tags alone.
+    let api = managed(
+        "api",
+        "westeurope",
+        Mark::Unmarked,
+        &[("owner", "team-cats")],
+    );
+    let plan = plan_for(
+        "[identities.api]\nresource_group = \"rg-id\"\ntags = { team = \"shop\" }\n",
+        &Observed::default().with_identity(api, Vec::new()),
+    );
+    let identity = plan.get(IDENTITY);
+    assert_eq!(identity.action, Action::Adopt);
+    assert_eq!(identity.changed(), ["tags[\"team\"]"]);
+    assert_eq!(identity.field("tags[\"owner\"]").after, known("team-cats"));
+
+    // Once the stack's, a tag recorded as there at adoption stays; one added later goes.
+    let mut api = managed(
+        "api",
+        "westeurope",
+        Mark::Mine,
+        &[
+            ("owner", "team-cats"),
+            ("team", "shop"),
+            ("later", "by-hand"),
+        ],
+    );
+    api.tags.extend(crate::engine::records::unmanaged_tags(
+        &[crate::engine::records::unmanaged_entry("tag:owner")]
+            .into_iter()
+            .collect(),
+    ));
+    let plan = plan_for(
+        "[identities.api]\nresource_group = \"rg-id\"\ntags = { team = \"shop\" }\n",
+        &Observed::default().with_identity(api, Vec::new()),
+    );
+    let identity = plan.get(IDENTITY);
+    assert_eq!(identity.changed(), ["tags[\"later\"]"]);
+    assert_eq!(identity.field("tags[\"later\"]").after, After::Removed);
+}
