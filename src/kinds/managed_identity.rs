@@ -292,7 +292,18 @@ pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) -> PlanOutputs {
     // What it records of its credentials and grants (for drift) follows the config.
     let records_stale = records::record_tags(&live.tags) != desired.records;
     let (action, reason) = if !owned {
-        (Action::Adopt, None)
+        (
+            Action::Adopt,
+            (!kept.is_empty()).then(|| {
+                format!(
+                    "leaves alone the tags the config does not set: {}",
+                    kept.keys()
+                        .map(|k| format!("tags[{k:?}]"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }),
+        )
     } else if differs(&fields) {
         (Action::Update, None)
     } else if records_stale {

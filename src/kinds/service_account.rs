@@ -148,12 +148,35 @@ pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) {
     ) else {
         return;
     };
-    let action = if owned {
-        update_if_differs(&fields)
+    let (action, reason) = if owned {
+        (update_if_differs(&fields), None)
     } else {
-        Action::Adopt
+        // Adoption takes over the fields above; the others stay their field managers'.
+        let others: Vec<String> = live
+            .meta
+            .annotations
+            .keys()
+            .filter(|k| !annotations.contains_key(*k) && !ownership::is_marker_key(k))
+            .map(|k| format!("annotations[{k:?}]"))
+            .chain(
+                live.meta
+                    .labels
+                    .keys()
+                    .filter(|k| !labels.contains_key(*k) && !ownership::is_marker_key(k))
+                    .map(|k| format!("labels[{k:?}]")),
+            )
+            .collect();
+        (
+            Action::Adopt,
+            (!others.is_empty()).then(|| {
+                format!(
+                    "leaves alone what it does not set: {} (their field managers keep them)",
+                    others.join(", ")
+                )
+            }),
+        )
     };
-    ctx.decide(action, None, live_id, fields, hash);
+    ctx.decide(action, reason, live_id, fields, hash);
 }
 
 pub async fn apply<A: AzureApi, C: ClusterApi>(

@@ -1896,6 +1896,11 @@ fn an_unowned_service_account_is_adopted() {
     assert_eq!(annotation.before, None);
     assert_eq!(annotation.after, known("client-api"));
     assert!(change.fields.iter().all(|f| !f.name.contains("owner")));
+    // The plan says what adoption leaves alone.
+    assert_eq!(
+        change.reason(),
+        "leaves alone what it does not set: annotations[\"owner\"] (their field managers keep them)"
+    );
 }
 
 #[test]
@@ -2607,6 +2612,10 @@ fn tags_set_by_hand_before_adoption_stay_and_later_ones_follow_the_config() {
     assert_eq!(identity.action, Action::Adopt);
     assert_eq!(identity.changed(), ["tags[\"team\"]"]);
     assert_eq!(identity.field("tags[\"owner\"]").after, known("team-cats"));
+    assert_eq!(
+        identity.reason(),
+        "leaves alone the tags the config does not set: tags[\"owner\"]"
+    );
 
     // Once the stack's, a tag recorded as there at adoption stays; one added later goes.
     let mut api = managed(
