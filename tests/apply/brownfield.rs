@@ -234,6 +234,11 @@ fn a_workload_keeps_its_token_while_apply_adopts_its_setup() {
         apply.join().expect("apply ran")
     });
     assert_eq!(run.code, 0, "{}", run.transcript());
+    eprintln!(
+        "{probes} token exchanges during an apply of {:.1} s, {} refused",
+        run.elapsed.as_secs_f64(),
+        refusals.len()
+    );
     assert!(probes > 0);
     assert!(
         refusals.is_empty(),
