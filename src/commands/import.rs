@@ -567,11 +567,32 @@ async fn read_with(
         }
     }
 
+    // App registrations with federated credentials (none of them when `--resource-group` limits
+    // the import: they are in no resource group). Those a wiform stack owns are its.
+    let applications = if live.resource_groups.is_empty() {
+        azure
+            .list_applications()
+            .await
+            .map_err(azure_error)?
+            .into_iter()
+            .filter(|a| a.owner == crate::ownership::Owner::Unowned)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let application_credentials = futures::future::try_join_all(
+        applications
+            .iter()
+            .map(|a| azure.list_application_credentials(&a.object_id)),
+    )
+    .await
+    .map_err(azure_error)?;
+
     let mut found_credentials = Vec::new();
-    for list in credentials {
+    for list in credentials.into_iter().chain(application_credentials) {
         for c in list {
-            let CredentialParent::ManagedIdentity(identity_id) = &c.parent else {
-                continue;
+            let identity_id = match &c.parent {
+                CredentialParent::ManagedIdentity(id) | CredentialParent::Application(id) => id,
             };
             found_credentials.push(FoundCredential {
                 identity_id: identity_id.clone(),
@@ -600,7 +621,16 @@ async fn read_with(
                 tags: i.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 client_id: i.client_id.clone(),
                 principal_id: i.principal_id.clone(),
+                application: false,
             })
+            .chain(applications.iter().map(|a| FoundIdentity {
+                id: a.object_id.clone(),
+                name: a.display_name.clone(),
+                client_id: a.app_id.clone(),
+                principal_id: a.service_principal_id.clone().unwrap_or_default(),
+                application: true,
+                ..FoundIdentity::default()
+            }))
             .collect(),
         credentials: found_credentials,
         assignments: assignments

@@ -53,9 +53,13 @@ pub struct FoundIdentity {
     pub tags: Vec<(String, String)>,
     pub client_id: String,
     pub principal_id: String,
+    /// An app registration (its `id` is its object id, its `name` its display name), not a
+    /// managed identity.
+    pub application: bool,
 }
 
-/// A federated credential of a managed identity.
+/// A federated credential of a managed identity or (`identity_id` an object id) an
+/// application.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FoundCredential {
     /// The ARM id of its identity.
@@ -153,6 +157,7 @@ pub fn map(found: &Found, stack_name: &str) -> Stack {
     let mut candidates: Vec<&FoundIdentity> = found
         .identities
         .iter()
+        // App registrations are in no resource group: `--resource-group` leaves them out.
         .filter(|i| wanted(&i.resource_group))
         .filter(|i| {
             found
@@ -168,15 +173,31 @@ pub fn map(found: &Found, stack_name: &str) -> Stack {
     for identity in candidates {
         let key = identity_keys.unique(&identity.name);
         by_id.insert(identity.id.to_ascii_lowercase(), (key.clone(), identity));
+        let (comment, kind) = if identity.application {
+            (
+                format!(
+                    "app registration {} (object id {}, client id {})",
+                    identity.name, identity.id, identity.client_id
+                ),
+                IdentityKind::Application {
+                    display_name: identity.name.clone(),
+                },
+            )
+        } else {
+            (
+                identity.id.clone(),
+                IdentityKind::Managed {
+                    name: identity.name.clone(),
+                    resource_group: identity.resource_group.clone(),
+                    location: Some(identity.location.clone()),
+                    tags: identity.tags.clone(),
+                },
+            )
+        };
         identities.push(Identity {
             key,
-            comments: vec![identity.id.clone()],
-            kind: IdentityKind::Managed {
-                name: identity.name.clone(),
-                resource_group: identity.resource_group.clone(),
-                location: Some(identity.location.clone()),
-                tags: identity.tags.clone(),
-            },
+            comments: vec![comment],
+            kind,
         });
     }
 

@@ -293,3 +293,70 @@ fn a_kube_context_cluster_and_a_github_credential_import_too() {
     sb.apply(&file);
     sb.assert_in_sync(&file);
 }
+
+/// An app registration made with `az ad app create`, `az ad sp create` and `az ad app
+/// federated-credential create` imports as an application identity, and its plan only adopts.
+#[test]
+fn an_app_registration_with_a_federated_credential_imports_as_an_application() {
+    let sb = Sandbox::start();
+    let (status, app) = sb.graph(
+        Method::POST,
+        "/v1.0/applications",
+        Some(json!({"displayName": "Cats Web"})),
+    );
+    assert_eq!(status, 201, "{app}");
+    let object_id = app["id"].as_str().expect("an object id").to_string();
+    let app_id = app["appId"].as_str().expect("an app id").to_string();
+    let (status, body) = sb.graph(
+        Method::POST,
+        "/v1.0/servicePrincipals",
+        Some(json!({"appId": app_id})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = sb.graph(
+        Method::POST,
+        &format!("/v1.0/applications/{object_id}/federatedIdentityCredentials"),
+        Some(json!({
+            "name": "web-main",
+            "issuer": "https://token.actions.githubusercontent.com",
+            "subject": "repo:example/web:ref:refs/heads/main",
+            "audiences": ["api://AzureADTokenExchange"],
+        })),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let sandbox_dir = sb.dir().to_str().expect("a UTF-8 path").to_string();
+    let run = sb.wiform(
+        dir.path(),
+        &[
+            "import",
+            "--sandbox",
+            "--sandbox-dir",
+            &sandbox_dir,
+            "--name",
+            "web",
+            "-o",
+            "identity.toml",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let file = dir.path().join("identity.toml");
+    let text = std::fs::read_to_string(&file).expect("the file is written");
+    for expected in [
+        "kind = \"application\"",
+        "subject = \"repo:example/web:ref:refs/heads/main\"",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in:\n{text}");
+    }
+    let plan = sb.plan(&file, &[]);
+    assert!(
+        plan.stdout
+            .contains("0 to add, 0 to change, 0 to replace, 0 to destroy"),
+        "the plan only adopts:\n{}\n{text}",
+        plan.transcript()
+    );
+    let run = sb.apply(&file);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    sb.assert_in_sync(&file);
+}

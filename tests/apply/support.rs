@@ -289,6 +289,17 @@ impl Sandbox {
         )
     }
 
+    /// A Microsoft Graph request as the Owner client (`path` from `/v1.0/…`).
+    pub fn graph(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.send(
+            self.token("https://graph.microsoft.com"),
+            method,
+            format!("{}{path}", self.base_url()),
+            "application/json",
+            body,
+        )
+    }
+
     /// A Kubernetes request to `cluster` as its admin (a PATCH is a JSON merge patch, what
     /// `kubectl annotate` sends).
     pub fn kube(

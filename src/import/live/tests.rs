@@ -18,6 +18,7 @@ fn identity(rg: &str, name: &str, n: u8) -> FoundIdentity {
         tags: vec![("team".into(), "cats".into())],
         client_id: format!("00000000-0000-4000-8000-00000000000{n}"),
         principal_id: format!("11111111-0000-4000-8000-00000000000{n}"),
+        application: false,
     }
 }
 
@@ -326,4 +327,44 @@ fn a_kube_context_cluster_is_written_with_its_discovered_issuer() {
         text.contains("federation_name = \"aks-1-dogs-dogs-sa\""),
         "{text}"
     );
+}
+
+#[test]
+fn an_app_registration_with_a_credential_is_an_application_identity() {
+    let app = FoundIdentity {
+        id: "3c1e0000-0000-4000-8000-0000000000aa".into(),
+        name: "Cats Web".into(),
+        client_id: "00000000-0000-4000-8000-0000000000aa".into(),
+        principal_id: "11111111-0000-4000-8000-0000000000aa".into(),
+        application: true,
+        ..FoundIdentity::default()
+    };
+    let mut found = found();
+    found.credentials.push(FoundCredential {
+        identity_id: app.id.clone(),
+        id: "fic-web".into(),
+        name: "web-main".into(),
+        issuer: "https://token.actions.githubusercontent.com".into(),
+        subject: "repo:example/web:ref:refs/heads/main".into(),
+        audiences: vec!["api://AzureADTokenExchange".into()],
+    });
+    found.assignments.push(FoundAssignment {
+        id: format!("/subscriptions/{SUB}/resourceGroups/rg-web/providers/Microsoft.Authorization/roleAssignments/77"),
+        scope: format!("/subscriptions/{SUB}/resourceGroups/rg-web"),
+        role_definition_id: format!(
+            "/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{READER}"
+        ),
+        principal_id: app.principal_id.clone(),
+        condition: None,
+    });
+    found.identities.push(app);
+    let text = validates(&map(&found, "cats"));
+    assert!(text.contains("kind = \"application\""), "{text}");
+    assert!(text.contains("display_name = \"Cats Web\""), "{text}");
+    assert!(
+        text.contains("subject = \"repo:example/web:ref:refs/heads/main\""),
+        "{text}"
+    );
+    assert!(text.contains("scope = \"resourceGroups/rg-web\""), "{text}");
+    assert!(text.contains("app registration Cats Web"), "{text}");
 }

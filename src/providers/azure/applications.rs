@@ -386,6 +386,21 @@ impl AzureProvider {
         Ok(apps)
     }
 
+    /// Every application of the tenant (paged), each with its service principal id: what
+    /// `wiform import` looks through for applications with federated credentials.
+    pub async fn list_applications(&self) -> Result<Vec<LiveApplication>, AzureError> {
+        let request = Request::graph(
+            Method::GET,
+            format!("v1.0/applications?$select={APPLICATION_FIELDS}&$top={APPLICATION_PAGE}"),
+        )
+        .action("list the applications of the tenant");
+        let found: Vec<GraphApplication> = self.client.list(&request).await?;
+        let mut apps: Vec<LiveApplication> =
+            found.into_iter().map(GraphApplication::into_live).collect();
+        self.resolve_service_principals(&mut apps).await?;
+        Ok(apps)
+    }
+
     /// The applications whose display name is one of `names` (any owner), each with its service
     /// principal: for adoption of an existing application. One request per distinct name, sent
     /// concurrently (the sandbox's `$filter` has no `in` and no `or`).
