@@ -238,6 +238,39 @@ impl Orphan {
     }
 }
 
+/// How an object's record of what was there when wiform adopted it names a tag.
+pub fn tag_entry(key: &str) -> String {
+    format!("tag:{key}")
+}
+
+/// The user tags (of an identity or a resource group, `live_tags` with markers) that the config
+/// does not set and wiform leaves alone: all of them when it adopts the object now, else those
+/// its record says were there at adoption.
+pub fn kept_tags(
+    live_tags: &BTreeMap<String, String>,
+    config: &BTreeMap<String, String>,
+    adopting: bool,
+) -> BTreeMap<String, String> {
+    use crate::engine::records;
+    let recorded = records::read(live_tags, records::UNMANAGED_TAG).unwrap_or_default();
+    crate::providers::azure::identities::user_tags(live_tags)
+        .into_iter()
+        .filter(|(k, _)| !config.contains_key(k))
+        .filter(|(k, _)| adopting || recorded.contains(&records::unmanaged_entry(&tag_entry(k))))
+        .collect()
+}
+
+/// The record of `kept` tags, as tags of their own (none when nothing is kept).
+pub fn kept_tags_record(kept: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    use crate::engine::records;
+    records::unmanaged_tags(
+        &kept
+            .keys()
+            .map(|k| records::unmanaged_entry(&tag_entry(k)))
+            .collect(),
+    )
+}
+
 pub fn hash_of<T: Serialize>(live: Option<&T>) -> String {
     live.map_or_else(|| "absent".to_string(), |l| ownership::spec_hash(l))
 }

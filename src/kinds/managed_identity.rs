@@ -46,24 +46,12 @@ pub struct Desired {
     pub prune_unmanaged: bool,
 }
 
-/// How the record of what was there at adoption names a tag.
-fn tag_entry(key: &str) -> String {
-    format!("tag:{key}")
-}
-
-/// The user tags of a live identity that the config does not set and wiform leaves alone: all
-/// of them when it adopts the identity now, else those it recorded as there at adoption.
 fn kept_tags(
     live: &Live,
     config: &BTreeMap<String, String>,
     adopting: bool,
 ) -> BTreeMap<String, String> {
-    let recorded = records::read(&live.tags, records::UNMANAGED_TAG).unwrap_or_default();
-    live.user_tags()
-        .into_iter()
-        .filter(|(k, _)| !config.contains_key(k))
-        .filter(|(k, _)| adopting || recorded.contains(&records::unmanaged_entry(&tag_entry(k))))
-        .collect()
+    super::kept_tags(&live.tags, config, adopting)
 }
 
 /// What an identity records as there when wiform adopted it (its credentials of `credentials`,
@@ -109,7 +97,7 @@ fn unmanaged_record_with(
             .iter()
             .map(|c| c.id.clone())
             .chain(assignments)
-            .chain(kept_tags.keys().map(|k| tag_entry(k))),
+            .chain(kept_tags.keys().map(|k| super::tag_entry(k))),
     )
 }
 

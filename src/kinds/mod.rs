@@ -26,7 +26,8 @@ use serde_json::Value;
 
 pub use context::{
     ApplyCtx, Claim, Decision, Failure, Orphan, Out, Outputs, PlanCtx, PlanOutputs, computed,
-    differs, field, gone, hash_of, map_fields, update_if_differs,
+    differs, field, gone, hash_of, kept_tags, kept_tags_record, map_fields, tag_entry,
+    update_if_differs,
 };
 
 use crate::address::Address;

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{ApplyCtx, Failure, PlanCtx, field, hash_of, map_fields, update_if_differs};
+use super::{
+    ApplyCtx, Failure, PlanCtx, field, hash_of, kept_tags, kept_tags_record, map_fields,
+    update_if_differs,
+};
 use crate::engine::plan::{Action, After};
 use crate::providers::azure::AzureApi;
 use crate::providers::azure::identities::{DesiredResourceGroup, normalize_location};
@@ -47,6 +50,7 @@ impl Desired {
             name: self.name.clone(),
             location: self.location.clone(),
             tags: self.tags.clone(),
+            records: BTreeMap::new(),
         }
     }
 }
@@ -66,6 +70,12 @@ pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) {
         return;
     }
     let live = ctx.observed.azure.resource_groups.get(&request.key());
+    // Tags set by hand before wiform adopted the group stay (what it leaves alone).
+    let kept = live
+        .map(|l| kept_tags(&l.tags, &desired.tags, !l.owner.is_stack(ctx.stack)))
+        .unwrap_or_default();
+    let mut tags = desired.tags.clone();
+    tags.extend(kept.clone());
     let location = normalize_location(&desired.location);
     let mut fields = vec![
         field(
@@ -82,7 +92,7 @@ pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) {
     fields.extend(map_fields(
         "tags",
         live.map(|l| l.user_tags()).as_ref(),
-        &desired.tags,
+        &tags,
     ));
     let hash = hash_of(live);
     let Some(live) = live else {
@@ -106,21 +116,40 @@ pub fn plan(desired: &Desired, ctx: &mut PlanCtx<'_>) {
     ) else {
         return;
     };
-    let action = if owned {
-        update_if_differs(&fields)
+    let (action, reason) = if owned {
+        (update_if_differs(&fields), None)
     } else {
-        Action::Adopt
+        (
+            Action::Adopt,
+            (!kept.is_empty()).then(|| {
+                format!(
+                    "leaves alone the tags the config does not set: {}",
+                    kept.keys()
+                        .map(|k| format!("tags[{k:?}]"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }),
+        )
     };
-    ctx.decide(action, None, Some(live.id.clone()), fields, hash);
+    ctx.decide(action, reason, Some(live.id.clone()), fields, hash);
 }
 
 pub async fn apply<A: AzureApi, C: ClusterApi>(
     desired: &Desired,
     ctx: &ApplyCtx<'_, A, C>,
 ) -> Result<(), Failure> {
-    ctx.azure
-        .put_resource_group(&desired.request(ctx.stack))
-        .await?;
+    let mut request = desired.request(ctx.stack);
+    if let Some(live) = ctx.observed.azure.resource_groups.get(&request.key()) {
+        let kept = kept_tags(
+            &live.tags,
+            &desired.tags,
+            ctx.change.action == Action::Adopt,
+        );
+        request.records = kept_tags_record(&kept);
+        request.tags.extend(kept);
+    }
+    ctx.azure.put_resource_group(&request).await?;
     Ok(())
 }
 

@@ -40,6 +40,7 @@ fn group(stack: &str, name: &str) -> DesiredResourceGroup {
         name: name.into(),
         location: "westeurope".into(),
         tags: tags(&[("env", "test")]),
+        records: Default::default(),
     }
 }
 

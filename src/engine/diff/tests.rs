@@ -2641,3 +2641,22 @@ fn tags_set_by_hand_before_adoption_stay_and_later_ones_follow_the_config() {
     assert_eq!(identity.changed(), ["tags[\"later\"]"]);
     assert_eq!(identity.field("tags[\"later\"]").after, After::Removed);
 }
+
+#[test]
+fn a_resource_groups_tags_set_by_hand_stay_when_it_is_adopted() {
+    let observed = Observed::default().with_resource_group(resource_group(
+        "rg-id",
+        "westeurope",
+        Mark::Unmarked,
+        &[("cost-center", "42")],
+    ));
+    let plan = plan_for(GROUP, &observed);
+    let rg = plan.get("resource_group.rg-id");
+    assert_eq!(rg.action, Action::Adopt);
+    assert_eq!(rg.changed(), ["tags[\"team\"]"]);
+    assert_eq!(rg.field("tags[\"cost-center\"]").after, known("42"));
+    assert_eq!(
+        rg.reason(),
+        "leaves alone the tags the config does not set: tags[\"cost-center\"]"
+    );
+}

@@ -154,6 +154,9 @@ pub struct DesiredResourceGroup {
     pub location: String,
     /// The user's tags, without markers.
     pub tags: BTreeMap<String, String>,
+    /// wiform's records written beside the markers (what was there when it adopted the group).
+    #[serde(default)]
+    pub records: BTreeMap<String, String>,
 }
 
 impl DesiredResourceGroup {
@@ -170,9 +173,11 @@ impl DesiredResourceGroup {
         arm_spec_hash("resource_group", &self.key(), &self.location, &self.tags)
     }
 
-    /// The tags wiform writes: the user's plus the markers.
+    /// The tags wiform writes: the user's plus the markers and the records.
     pub fn tags_with_markers(&self) -> BTreeMap<String, String> {
-        with_markers(&self.tags, &self.stack, self.spec_hash())
+        let mut tags = with_markers(&self.tags, &self.stack, self.spec_hash());
+        tags.extend(self.records.clone());
+        tags
     }
 
     /// `ResourceGroups_CreateOrUpdate` body.
@@ -872,6 +877,7 @@ mod tests {
             name: "rg-identities".into(),
             location: "westeurope".into(),
             tags: BTreeMap::new(),
+            records: Default::default(),
         };
         assert_ne!(group.spec_hash(), hash);
     }
@@ -933,6 +939,7 @@ mod tests {
             name: "rg-a".into(),
             location: "westeurope".into(),
             tags: map(&[("env", "prod")]),
+            records: Default::default(),
         };
         let body = desired.body();
         assert_eq!(body["location"], "westeurope");
