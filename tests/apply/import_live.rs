@@ -90,8 +90,8 @@ fn a_recipe_made_setup_imports_into_a_file_that_only_adopts() {
             "roleDefinitionId": format!(
                 "/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{ROLE}"
             ),
+            // As `az role assignment create --assignee-object-id` sends it: no principalType.
             "principalId": principal_id,
-            "principalType": "ServicePrincipal",
         }})),
     );
     assert!(matches!(status, 200 | 201), "{status}: {body}");
@@ -159,8 +159,47 @@ fn a_recipe_made_setup_imports_into_a_file_that_only_adopts() {
     );
 
     // One apply converges: what was on the identity at adoption (the assignment the config
-    // adopts included) stays recorded as it was.
-    sb.apply(&file);
+    // adopts included) stays recorded as it was. While it runs, the workload keeps getting its
+    // token: a probe exchanges it at Entra every 100 ms.
+    let mut refusals = Vec::new();
+    let mut probes = 0;
+    let run = std::thread::scope(|scope| {
+        let apply = scope.spawn(|| sb.apply(&file));
+        while !apply.is_finished() {
+            let (status, body) = sb.exchange(&aks, "cats", "cats-api-sa", &client_id);
+            probes += 1;
+            if status != 200 {
+                refusals.push(format!("{status}: {body}"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        apply.join().expect("apply ran")
+    });
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        probes > 0 && refusals.is_empty(),
+        "{probes} probes: {refusals:#?}"
+    );
+    // `wiform verify`: the service account gets its Azure token, as its workload would.
+    let verify = sb.wiform(
+        dir.path(),
+        &[
+            "verify",
+            "--sandbox",
+            "--sandbox-dir",
+            &sandbox_dir,
+            "-f",
+            "identity.toml",
+        ],
+    );
+    assert_eq!(verify.code, 0, "{}", verify.transcript());
+    assert!(
+        verify
+            .stdout
+            .contains("OK: every service account (1) can get its Azure token."),
+        "{}",
+        verify.transcript()
+    );
     sb.assert_in_sync(&file);
     // Nothing was recreated: the hand-made credential and assignment are still there.
     let (_, listed) = sb.arm(
