@@ -199,38 +199,32 @@ fn save(printer: &Printer, out: &Path, text: &str, force: bool) -> Result<(), Ex
     }
 }
 
-/// What the import says on stderr: counts, notes, placeholders, the next steps and the
-/// `terraform state rm` of what wiform now declares.
-fn report(
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// What both imports say first on stderr: what was imported (`clusters` says where), the stack
+/// name to choose, the notes, and what keeps the file from validating.
+fn summary(
     source: &str,
     settings: &ImportSettings,
     shown: &str,
     written: &write::Written,
-    taken: &[String],
     errors: usize,
+    clusters: &str,
 ) -> String {
     let c = written.counts;
-    let plural =
-        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let into = match &settings.out {
         Some(_) => format!(" into {shown}"),
         None => String::new(),
     };
     let mut text = format!(
-        "Imported {}{into} from {source}: {}, {}, {}, {}{}.\n",
+        "Imported {}{into} from {source}: {}, {}, {}, {}{clusters}.\n",
         plural(c.objects(), "object", "objects"),
         plural(c.identities, "identity", "identities"),
         plural(c.service_accounts, "service account", "service accounts"),
         plural(c.federations, "federation", "federations"),
         plural(c.role_grants, "role grant", "role grants"),
-        match c.clusters {
-            0 => String::new(),
-            n => format!(
-                " (on {}, which stay{} in Terraform)",
-                plural(n, "cluster", "clusters"),
-                if n == 1 { "s" } else { "" }
-            ),
-        },
     );
     if settings.name.is_none() {
         text.push_str(&format!(
@@ -259,6 +253,11 @@ fn report(
             plural(errors, "error", "errors")
         ));
     }
+    text
+}
+
+/// The file the next steps name, and how the first step says to look at it.
+fn next_file(settings: &ImportSettings, shown: &str) -> (String, String) {
     let file = match &settings.out {
         Some(_) => shown.to_string(),
         None => "identity.toml".to_string(),
@@ -268,6 +267,29 @@ fn report(
     } else {
         format!("Review {file}")
     };
+    (file, save)
+}
+
+/// What the import says on stderr: counts, notes, placeholders, the next steps and the
+/// `terraform state rm` of what wiform now declares.
+fn report(
+    source: &str,
+    settings: &ImportSettings,
+    shown: &str,
+    written: &write::Written,
+    taken: &[String],
+    errors: usize,
+) -> String {
+    let clusters = match written.counts.clusters {
+        0 => String::new(),
+        n => format!(
+            " (on {}, which stay{} in Terraform)",
+            plural(n, "cluster", "clusters"),
+            if n == 1 { "s" } else { "" }
+        ),
+    };
+    let mut text = summary(source, settings, shown, written, errors, &clusters);
+    let (file, save) = next_file(settings, shown);
     let command = write::state_rm_command(taken).replace('\n', "\n       ");
     text.push_str(&format!(
         "\nNext:\n  1. {save}, then run `wiform plan -f {file}`: it should only adopt (0 to add, \
@@ -703,55 +725,12 @@ fn live_report(
     written: &write::Written,
     errors: usize,
 ) -> String {
-    let c = written.counts;
-    let plural =
-        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    let into = match &settings.out {
-        Some(_) => format!(" into {shown}"),
-        None => String::new(),
+    let clusters = match written.counts.clusters {
+        0 => String::new(),
+        n => format!(" (on {})", plural(n, "cluster", "clusters")),
     };
-    let mut text = format!(
-        "Imported {}{into} from {source}: {}, {}, {}, {}{}.\n",
-        plural(c.objects(), "object", "objects"),
-        plural(c.identities, "identity", "identities"),
-        plural(c.service_accounts, "service account", "service accounts"),
-        plural(c.federations, "federation", "federations"),
-        plural(c.role_grants, "role grant", "role grants"),
-        match c.clusters {
-            0 => String::new(),
-            n => format!(" (on {})", plural(n, "cluster", "clusters")),
-        },
-    );
-    if settings.name.is_none() {
-        text.push_str(&format!(
-            "The stack is named {DEFAULT_STACK:?}: choose its name with --name before you apply \
-             (wiform records it on every object it adopts).\n"
-        ));
-    }
-    if !written.notes.is_empty() {
-        text.push_str(&format!(
-            "\n{} (also at the end of the file):\n",
-            plural(written.notes.len(), "note", "notes")
-        ));
-        for note in &written.notes {
-            text.push_str(&format!("  - {note}\n"));
-        }
-    }
-    if errors > 0 {
-        text.push_str(&format!(
-            "\nwarning: the file does not validate ({}): run `wiform validate -f {shown}`.\n",
-            plural(errors, "error", "errors")
-        ));
-    }
-    let file = match &settings.out {
-        Some(_) => shown.to_string(),
-        None => "identity.toml".to_string(),
-    };
-    let save = if settings.out.is_none() {
-        format!("Save the file as {file}, review it")
-    } else {
-        format!("Review {file}")
-    };
+    let mut text = summary(source, settings, shown, written, errors, &clusters);
+    let (file, save) = next_file(settings, shown);
     text.push_str(&format!(
         "\nNext:\n  1. {save}, then run `wiform plan -f {file}`: it should only adopt (0 to add, \
          0 to change, 0 to replace, 0 to destroy).\n  2. `wiform apply -f {file}` adopts them; \
