@@ -19,9 +19,11 @@ fn credentials_path() -> String {
         .replace("?api-version", "/federatedIdentityCredentials?api-version")
 }
 
-#[test]
-fn a_credential_made_by_hand_under_another_name_is_taken_over_not_duplicated() {
-    let sb = Sandbox::start();
+/// The recipe's first steps, as `az` sends them: the group and AKS cluster (seeded), `az
+/// identity create` (no tags), and `az identity federated-credential create --name
+/// HandMadeFederatedIdentity` for the lab's service account. Its client id and the cluster's
+/// issuer.
+fn hand_made_lab(sb: &Sandbox) -> (String, String) {
     sb.seed(&Seed {
         resource_groups: vec![SeedGroup {
             name: GROUP.into(),
@@ -37,13 +39,16 @@ fn a_credential_made_by_hand_under_another_name_is_taken_over_not_duplicated() {
         }],
         ..Seed::default()
     });
-    // `az identity create` (no tags), then the issuer `az aks show` prints.
     let (status, identity) = sb.arm(
         Method::PUT,
         &identity_path(GROUP, "keyvault-reader"),
         Some(json!({"location": "westeurope"})),
     );
     assert_eq!(status, 201, "{identity}");
+    let client_id = identity["properties"]["clientId"]
+        .as_str()
+        .expect("a client id")
+        .to_string();
     let (status, clusters) = sb.arm(
         Method::GET,
         "/subscriptions/bbbbbbbb-0000-4000-8000-000000000001/providers/Microsoft.ContainerService/managedClusters?api-version=2025-07-01",
@@ -54,14 +59,9 @@ fn a_credential_made_by_hand_under_another_name_is_taken_over_not_duplicated() {
         .as_str()
         .expect("the cluster's issuer")
         .to_string();
-    // `az identity federated-credential create --name HandMadeFederatedIdentity …`.
-    let path = credentials_path().replace(
-        "/federatedIdentityCredentials?",
-        "/federatedIdentityCredentials/HandMadeFederatedIdentity?",
-    );
     let (status, body) = sb.arm(
         Method::PUT,
-        &path,
+        &credential_path("HandMadeFederatedIdentity"),
         Some(json!({"properties": {
             "issuer": issuer,
             "subject": "system:serviceaccount:workload-id-test:workload-id-sa",
@@ -69,10 +69,25 @@ fn a_credential_made_by_hand_under_another_name_is_taken_over_not_duplicated() {
         }})),
     );
     assert!(matches!(status, 200 | 201), "{status}: {body}");
+    (client_id, issuer)
+}
+
+/// The ARM path of the identity's credential `name`.
+fn credential_path(name: &str) -> String {
+    credentials_path().replace(
+        "/federatedIdentityCredentials?",
+        &format!("/federatedIdentityCredentials/{name}?"),
+    )
+}
+
+#[test]
+fn a_credential_made_by_hand_under_another_name_is_taken_over_not_duplicated() {
+    let sb = Sandbox::start();
+    let (_, issuer) = hand_made_lab(&sb);
     // Another credential someone made on it, which the config does not name.
     let (status, body) = sb.arm(
         Method::PUT,
-        &path.replace("HandMadeFederatedIdentity", "LaptopDebug"),
+        &credential_path("LaptopDebug"),
         Some(json!({"properties": {
             "issuer": issuer,
             "subject": "system:serviceaccount:debug:laptop",
@@ -139,54 +154,8 @@ fn a_credential_made_by_hand_under_another_name_is_taken_over_not_duplicated() {
 #[test]
 fn a_workload_keeps_its_token_while_apply_adopts_its_setup() {
     let sb = Sandbox::start();
-    sb.seed(&Seed {
-        resource_groups: vec![SeedGroup {
-            name: GROUP.into(),
-            location: "westeurope".into(),
-            tags: Default::default(),
-        }],
-        managed_clusters: vec![SeedCluster {
-            resource_group: GROUP.into(),
-            name: "aks-workload-id".into(),
-            location: "westeurope".into(),
-            oidc_issuer: true,
-            workload_identity: true,
-        }],
-        ..Seed::default()
-    });
-    let (status, identity) = sb.arm(
-        Method::PUT,
-        &identity_path(GROUP, "keyvault-reader"),
-        Some(json!({"location": "westeurope"})),
-    );
-    assert_eq!(status, 201, "{identity}");
-    let client_id = identity["properties"]["clientId"]
-        .as_str()
-        .expect("a client id")
-        .to_string();
+    let (client_id, _) = hand_made_lab(&sb);
     let cluster = sb.aks("aks-workload-id");
-    let (_, clusters) = sb.arm(
-        Method::GET,
-        "/subscriptions/bbbbbbbb-0000-4000-8000-000000000001/providers/Microsoft.ContainerService/managedClusters?api-version=2025-07-01",
-        None,
-    );
-    let issuer = clusters["value"][0]["properties"]["oidcIssuerProfile"]["issuerURL"]
-        .as_str()
-        .expect("the cluster's issuer")
-        .to_string();
-    let (status, body) = sb.arm(
-        Method::PUT,
-        &credentials_path().replace(
-            "/federatedIdentityCredentials?",
-            "/federatedIdentityCredentials/HandMadeFederatedIdentity?",
-        ),
-        Some(json!({"properties": {
-            "issuer": issuer,
-            "subject": "system:serviceaccount:workload-id-test:workload-id-sa",
-            "audiences": ["api://AzureADTokenExchange"],
-        }})),
-    );
-    assert!(matches!(status, 200 | 201), "{status}: {body}");
     // `kubectl create namespace`, `kubectl create serviceaccount`, `kubectl annotate`.
     for (path, object) in [
         (
