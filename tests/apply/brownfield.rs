@@ -187,21 +187,13 @@ fn a_workload_keeps_its_token_while_apply_adopts_its_setup() {
 
     let dir = tempfile::tempdir().expect("a temporary directory");
     let file = Config::example("quickstart").write(dir.path());
-    let mut refusals = Vec::new();
-    let mut probes = 0;
-    let run = std::thread::scope(|scope| {
-        let apply = scope.spawn(|| sb.apply(&file));
-        while !apply.is_finished() {
-            let (status, body) =
-                sb.exchange(&cluster, "workload-id-test", "workload-id-sa", &client_id);
-            probes += 1;
-            if status != 200 {
-                refusals.push(format!("{status}: {body}"));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        apply.join().expect("apply ran")
-    });
+    let (run, probes, refusals) = sb.apply_while_probing(
+        &file,
+        &cluster,
+        "workload-id-test",
+        "workload-id-sa",
+        &client_id,
+    );
     assert_eq!(run.code, 0, "{}", run.transcript());
     eprintln!(
         "{probes} token exchanges during an apply of {:.1} s, {} refused",

@@ -161,20 +161,8 @@ fn a_recipe_made_setup_imports_into_a_file_that_only_adopts() {
     // One apply converges: what was on the identity at adoption (the assignment the config
     // adopts included) stays recorded as it was. While it runs, the workload keeps getting its
     // token: a probe exchanges it at Entra every 100 ms.
-    let mut refusals = Vec::new();
-    let mut probes = 0;
-    let run = std::thread::scope(|scope| {
-        let apply = scope.spawn(|| sb.apply(&file));
-        while !apply.is_finished() {
-            let (status, body) = sb.exchange(&aks, "cats", "cats-api-sa", &client_id);
-            probes += 1;
-            if status != 200 {
-                refusals.push(format!("{status}: {body}"));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        apply.join().expect("apply ran")
-    });
+    let (run, probes, refusals) =
+        sb.apply_while_probing(&file, &aks, "cats", "cats-api-sa", &client_id);
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(
         probes > 0 && refusals.is_empty(),

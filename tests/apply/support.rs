@@ -277,6 +277,34 @@ impl Sandbox {
         })
     }
 
+    /// `wiform apply` of `file` while a probe does what the workload of `namespace/name` does
+    /// ([`Sandbox::exchange`]) every 100 ms: the apply's run, how many exchanges were made, and
+    /// the refused ones.
+    pub fn apply_while_probing(
+        &self,
+        file: &Path,
+        cluster: &ClusterAccess,
+        namespace: &str,
+        name: &str,
+        client_id: &str,
+    ) -> (Run, usize, Vec<String>) {
+        let mut refusals = Vec::new();
+        let mut probes = 0;
+        let run = std::thread::scope(|scope| {
+            let apply = scope.spawn(|| self.apply(file));
+            while !apply.is_finished() {
+                let (status, body) = self.exchange(cluster, namespace, name, client_id);
+                probes += 1;
+                if status != 200 {
+                    refusals.push(format!("{status}: {body}"));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            apply.join().expect("apply ran")
+        });
+        (run, probes, refusals)
+    }
+
     /// An ARM request as the Owner client (`path` from `/subscriptions/…` or `/providers/…`,
     /// with its api-version): the status and the body.
     pub fn arm(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
